@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/banned.h"
+
+struct kiln_globals kiln_globals;
+
+static const struct kiln_cmd commands[] = {
+        {
+                .name = "check",
+                .run = cmd_check,
+                .summary = "parse and lint a Containerfile",
+                .synopsis = "kiln check [-f FILE] [--format text|json] [CONTEXT]",
+                .usage = "Parses the Containerfile and reports problems as\n"
+                         "FILE:LINE:COL: error|warning: MESSAGE [RULE].\n"
+                         "Exits 1 when there is an error, 0 otherwise.\n"
+                         "\n"
+                         "Options:\n"
+                         "  -f, --file FILE      the Containerfile ('-' reads standard input);\n"
+                         "                       default: CONTEXT/Containerfile, then "
+                         "CONTEXT/Dockerfile\n"
+                         "      --format FORMAT  text (default) or json: the stages and "
+                         "instructions\n"
+                         "                       with positions and flags, and the "
+                         "diagnostics\n"
+                         "  -h, --help           show this help\n",
+        },
+        {
+                .name = "help",
+                .run = cmd_help,
+                .summary = "show help for kiln or one of its commands",
+                .synopsis = "kiln help [COMMAND]",
+                .usage = "",
+        },
+        {
+                .name = "version",
+                .run = cmd_version,
+                .summary = "show the version, commit and library versions",
+                .synopsis = "kiln version",
+                .usage = "",
+        },
+};
+
+const struct kiln_cmd *kiln_cmds(unsigned *ret_n)
+{
+        *ret_n = sizeof(commands) / sizeof(commands[0]);
+        return commands;
+}
+
+const struct kiln_cmd *kiln_cmd_find(const char *name)
+{
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        return NULL;
+}
+
+int cmd_usage_error(const char *cmd, const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("kiln: error: ", stderr);
+        if (cmd)
+                fprintf(stderr, "%s: ", cmd);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nRun 'kiln %s%s--help' for usage.\n", cmd ? cmd : "", cmd ? " " : "");
+        return KILN_EXIT_USAGE;
+}
+
+int cmd_fail(const struct kerr *err)
+{
+        char *msg = kerr_format(err);
+
+        fprintf(stderr, "kiln: error: %s\n", msg);
+        free(msg);
+        return KILN_EXIT_FAIL;
+}
+
+int cmd_bad_option(const char *cmd, int opt, char **argv, int optind_now)
+{
+        const char *arg = optind_now > 0 ? argv[optind_now - 1] : "?";
+
+        if (opt == ':')
+                return cmd_usage_error(cmd, "flag '%s' needs a value", arg);
+        if (optopt)
+                return cmd_usage_error(cmd, "unknown flag '-%c'", optopt);
+        return cmd_usage_error(cmd, "unknown flag '%s'", arg);
+}
+
+static void print_main_help(FILE *out)
+{
+        unsigned n;
+        const struct kiln_cmd *c = kiln_cmds(&n);
+
+        fputs("kiln: build, run and ship OCI container images without root or a daemon\n"
+              "\n"
+              "Usage: kiln [GLOBAL OPTIONS] COMMAND [ARGS...]\n"
+              "\n"
+              "Commands:\n",
+              out);
+        for (unsigned i = 0; i < n; i++)
+                fprintf(out, "  %-10s %s\n", c[i].name, c[i].summary);
+        fputs("\n"
+              "Global options:\n"
+              "      --root DIR         the image store (default: /var/lib/kiln as root,\n"
+              "                         $XDG_DATA_HOME/kiln otherwise; also KILN_ROOT)\n"
+              "      --log-level LEVEL  error, warn (default), info or debug\n"
+              "  -h, --help             show this help\n"
+              "  -v, --version          show the version\n"
+              "\n"
+              "Run 'kiln help COMMAND' for the options of a command.\n",
+              out);
+}
+
+void cmd_print_help(const struct kiln_cmd *c)
+{
+        printf("Usage: %s\n\n%s\n", c->synopsis, c->summary);
+        if (c->usage[0])
+                printf("\n%s", c->usage);
+}
+
+int cmd_help(int argc, char **argv)
+{
+        const struct kiln_cmd *c;
+
+        if (argc > 2)
+                return cmd_usage_error("help", "too many arguments");
+        if (argc < 2) {
+                print_main_help(stdout);
+                return KILN_EXIT_OK;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                cmd_print_help(kiln_cmd_find("help"));
+                return KILN_EXIT_OK;
+        }
+        c = kiln_cmd_find(argv[1]);
+        if (!c)
+                return cmd_usage_error("help", "unknown command '%s'", argv[1]);
+        cmd_print_help(c);
+        return KILN_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"root", required_argument, NULL, 'r'},
+                {"log-level", required_argument, NULL, 'l'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'v'},
+                {0},
+        };
+        const struct kiln_cmd *c;
+        const char *env_root = getenv("KILN_ROOT");
+        int opt;
+
+        if (env_root && *env_root)
+                kiln_globals.root = env_root;
+        opterr = 0;
+        /* "+" stops at the first non-option: the subcommand parses the rest. */
+        while ((opt = getopt_long(argc, argv, "+:hv", opts, NULL)) != -1) {
+                enum klog_level level;
+
+                switch (opt) {
+                case 'r':
+                        if (!optarg[0])
+                                return cmd_usage_error(NULL, "--root needs a directory");
+                        kiln_globals.root = optarg;
+                        break;
+                case 'l':
+                        if (klog_parse_level(optarg, &level) < 0)
+                                return cmd_usage_error(NULL,
+                                                       "unknown log level '%s' (use error, "
+                                                       "warn, info or debug)",
+                                                       optarg);
+                        klog_set_level(level);
+                        break;
+                case 'h':
+                        print_main_help(stdout);
+                        return KILN_EXIT_OK;
+                case 'v':
+                        return cmd_version(1, (char *[]){(char *)"version", NULL});
+                default:
+                        return cmd_bad_option(NULL, opt, argv, optind);
+                }
+        }
+        if (optind >= argc) {
+                print_main_help(stderr);
+                return KILN_EXIT_USAGE;
+        }
+        c = kiln_cmd_find(argv[optind]);
+        if (!c)
+                return cmd_usage_error(NULL, "unknown command '%s'", argv[optind]);
+        argv += optind;
+        argc -= optind;
+        /* Each command parses its own options from a fresh getopt state. */
+        optind = 0;
+        return c->run(argc, argv);
+}

@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "parser/parser.h"
+#include "parser/internal.h"
