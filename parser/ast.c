@@ -3,6 +3,7 @@
 #include "parser/parser.h"
 #include "parser/internal.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,4 +221,41 @@ struct parser_file *parser_parse(const char *name, const char *data, size_t len,
                 return NULL;
         }
         return f;
+}
+
+unsigned parser_edit_distance(const char *a, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b);
+        unsigned *row;
+        unsigned r;
+
+        /* Names compared here are short; long inputs are simply "far". */
+        if (la > 64 || lb > 64)
+                return 255;
+        row = kcalloc(lb + 1, sizeof(*row));
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = (unsigned)j;
+        for (size_t i = 1; i <= la; i++) {
+                unsigned diag = row[0];
+
+                row[0] = (unsigned)i;
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned up = row[j];
+                        unsigned cost = tolower((unsigned char)a[i - 1]) ==
+                                                tolower((unsigned char)b[j - 1])
+                                                ? 0
+                                                : 1;
+                        unsigned best = diag + cost;
+
+                        if (up + 1 < best)
+                                best = up + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        row[j] = best;
+                        diag = up;
+                }
+        }
+        r = row[lb];
+        free(row);
+        return r > 255 ? 255 : r;
 }
