@@ -241,10 +241,10 @@ unsigned parser_edit_distance(const char *a, const char *b)
                 row[0] = (unsigned)i;
                 for (size_t j = 1; j <= lb; j++) {
                         unsigned up = row[j];
-                        unsigned cost = tolower((unsigned char)a[i - 1]) ==
-                                                tolower((unsigned char)b[j - 1])
-                                                ? 0
-                                                : 1;
+                        unsigned cost =
+                                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1])
+                                        ? 0
+                                        : 1;
                         unsigned best = diag + cost;
 
                         if (up + 1 < best)

@@ -49,9 +49,28 @@ static void case_end(bool is_test_container)
 
 static bool container_case;
 
+/* A case name is one TAP line: control characters become spaces, and '#' (which would start
+ * a TAP directive) becomes a full-width number sign. */
+static void set_case_name(const char *name)
+{
+        size_t o = 0;
+
+        for (const char *p = name; *p && o + 4 < sizeof(cur_case); p++) {
+                unsigned char c = (unsigned char)*p;
+
+                if (c == '#') {
+                        memcpy(cur_case + o, "\xef\xbc\x83", 3);
+                        o += 3;
+                } else {
+                        cur_case[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+                }
+        }
+        cur_case[o] = '\0';
+}
+
 static void case_begin(const char *name, bool container)
 {
-        snprintf(cur_case, sizeof(cur_case), "%s", name);
+        set_case_name(name);
         case_open = true;
         case_failed = false;
         case_skipped = false;
