@@ -217,7 +217,9 @@ int parser_expand_word(const char *word, char escape, const struct parser_env *e
 int parser_expand_words(const char *s, char escape, const struct parser_env *env, char ***ret_v,
                         size_t *ret_n, struct kerr **err);
 
-/* The names s refers to with $NAME or ${NAME…}, in order of first use, duplicates removed. */
+/* The names s refers to with $NAME or ${NAME…}, in order of first use, duplicates removed;
+ * special parameters ($1, $@, …) are not names. Nothing is looked up, so ${V:?} passes;
+ * syntax errors fail as in parser_expand_word. *ret_v is NULL-terminated. */
 int parser_expand_refs(const char *s, char escape, char ***ret_v, size_t *ret_n, struct kerr **err);
 
 /* True for the instructions docker expands variables in (ADD, ARG, COPY, ENV, EXPOSE, FROM,
@@ -232,11 +234,13 @@ struct parser_ignore;
  * exceptions; name is used in errors. */
 struct parser_ignore *parser_ignore_parse(const char *name, const char *data, size_t len,
                                           struct kerr **err);
-/* Compiles patterns given directly (each already one line). */
+/* Compiles patterns given directly (each already one line), as patternmatcher.New does:
+ * trimmed and cleaned, but with no comments and no leading "/" removed. */
 struct parser_ignore *parser_ignore_new(const char *const *patterns, size_t n, struct kerr **err);
 void parser_ignore_free(struct parser_ignore *ig);
 /* True when path ('/'-separated, relative to the context) is excluded: the last pattern
- * matching the path or one of its parent directories decides, as docker's matcher does. */
+ * matching the path or one of its parent directories decides, as docker's matcher does.
+ * The path is cleaned first ("./a//b" is "a/b"); the context itself is never excluded. */
 bool parser_ignore_match(const struct parser_ignore *ig, const char *path);
 /* True when some "!" pattern exists, so an excluded directory may still hold included
  * files and must be walked. */
