@@ -23,7 +23,7 @@ static struct kerr *kerr_alloc(void)
         return e;
 }
 
-static char *vformat(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt, va_list ap)
 {
         char *s = NULL;
 
@@ -47,8 +47,10 @@ void kerr_freep(struct kerr **e)
         *e = NULL;
 }
 
-static int kerr_setv(struct kerr **err, int errnum, enum kerr_code code, const char *file,
-                     unsigned line, unsigned col, const char *fmt, va_list ap)
+__attribute__((format(printf, 7, 0))) static int kerr_setv(struct kerr **err, int errnum,
+                                                           enum kerr_code code, const char *file,
+                                                           unsigned line, unsigned col,
+                                                           const char *fmt, va_list ap)
 {
         struct kerr *e;
 

@@ -25,7 +25,7 @@
 /* ${…} nested deeper than this is refused rather than recursed into. */
 #define MAX_DEPTH 64
 /* A larger result (ENV A=$A$A doubles per line, ${A//?/$A} squares) is an error. */
-#define MAX_RESULT (8u << 20)
+#define MAX_RESULT (1u << 20)
 
 /* ---- UTF-8, decoded as Go does: an invalid byte is U+FFFD of width 1 ---- */
 
