@@ -20,11 +20,6 @@
 #include "common/kjson.h"
 #include "common/banned.h"
 
-struct early {
-        struct parser_pos pos;
-        enum parser_kind kind;
-};
-
 struct ctx {
         struct parser_file *f;
         struct parser_lexer lx;
@@ -34,7 +29,7 @@ struct ctx {
         char *health_type;
         bool seen_from; /* a FROM, good or bad, was seen */
         bool orphan;    /* the last FROM was bad: what follows has no stage */
-        struct early *early;
+        size_t *early;  /* diagnostics about instructions before the first FROM */
         size_t n_early;
 };
 
@@ -1000,10 +995,13 @@ static void place(struct ctx *c, struct parser_instr *in)
                         f->meta_args[f->n_meta_args++] = in;
                         return;
                 }
-                /* Reported at the end, and only if there is a FROM at all: otherwise the one
-                 * problem is that there is none. */
+                /* Reported in place (so that diagnostics stay nearly sorted), but taken
+                 * back at the end if there is no FROM at all: then the one problem is that. */
                 c->early = parser_grow(c->early, c->n_early, sizeof(*c->early));
-                c->early[c->n_early++] = (struct early){in->pos, in->kind};
+                c->early[c->n_early++] = f->n_diags;
+                parser_file_diag(f, PARSER_ERROR, in->pos, "Syntax",
+                                 "%s is not allowed before the first FROM (only ARG is)",
+                                 parser_kind_name(in->kind));
                 parser_instr_free(in);
                 return;
         }
@@ -1011,6 +1009,23 @@ static void place(struct ctx *c, struct parser_instr *in)
         st = &f->stages[f->n_stages - 1];
         st->instrs = parser_grow(st->instrs, st->n_instrs, sizeof(*st->instrs));
         st->instrs[st->n_instrs++] = in;
+}
+
+/* Removes the diagnostics at the indices idx (ascending). */
+static void drop_diags(struct parser_file *f, const size_t *idx, size_t n)
+{
+        size_t out = 0, k = 0;
+
+        for (size_t i = 0; i < f->n_diags; i++) {
+                if (k < n && idx[k] == i) {
+                        free(f->diags[i].rule);
+                        free(f->diags[i].msg);
+                        k++;
+                        continue;
+                }
+                f->diags[out++] = f->diags[i];
+        }
+        f->n_diags = out;
 }
 
 struct parser_file *parser_parse_all(const char *name, const char *data, size_t len)
@@ -1048,13 +1063,9 @@ struct parser_file *parser_parse_all(const char *name, const char *data, size_t 
                 place(&c, in);
         }
         if (!c.seen_from) {
+                drop_diags(f, c.early, c.n_early);
                 parser_file_diag(f, PARSER_ERROR, (struct parser_pos){1, 1}, "NoFromInstruction",
                                  "no FROM instruction");
-        } else {
-                for (size_t i = 0; i < c.n_early; i++)
-                        parser_file_diag(f, PARSER_ERROR, c.early[i].pos, "Syntax",
-                                         "%s is not allowed before the first FROM (only ARG is)",
-                                         parser_kind_name(c.early[i].kind));
         }
         free(c.early);
         free(c.health_type);

@@ -242,9 +242,12 @@ static const struct {
          "2:1: error: unknown instruction 'COPPY' (did you mean 'COPY'?) [UnknownInstruction]\n"
          "3:1: error: WORKDIR requires exactly one argument [Syntax]\n"
          "5:1: error: USER requires exactly one argument [Syntax]\n"},
-        {"diagnostics are sorted", "RUN x\nFROM a\nCOPPY y\n",
+        {"errors before the first FROM", "RUN x\nFROM a\nCOPPY y\n",
          "1:1: error: RUN is not allowed before the first FROM (only ARG is) [Syntax]\n"
          "3:1: error: unknown instruction 'COPPY' (did you mean 'COPY'?) [UnknownInstruction]\n"},
+        {"diagnostics are sorted", "FROM a\nRUN --bad <<EOF\n",
+         E(2, 1, "unterminated heredoc 'EOF' started at 2:11")
+                 E(2, 5, "unknown flag '--bad' for RUN")},
         {"warning and errors in order", "FROM a\nRUN \\\n\n  --bad b\nCOPPY\n",
          "3:1: warning: empty continuation line [NoEmptyContinuation]\n"
          "4:3: error: unknown flag '--bad' for RUN [Syntax]\n"
