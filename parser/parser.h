@@ -87,7 +87,7 @@ struct parser_mount {
         char *id;
         char *sharing; /* cache: shared, private or locked (default shared) */
         char *env;     /* secret: also expose as this environment variable */
-        bool readonly; /* bind defaults to read-only, the others to read-write */
+        bool readonly; /* bind, secret and ssh default to read-only; cache and tmpfs to rw */
         bool required; /* secret and ssh */
         long long mode, uid, gid;
         long long size; /* tmpfs, in bytes */
