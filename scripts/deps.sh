@@ -2,7 +2,7 @@
 # Installs the Debian packages kiln needs to build and test; sourced by main.sh and test.sh.
 # Idempotent: apt-get runs only when a package is missing.
 
-KILN_BUILD_PACKAGES="gcc meson ninja-build pkg-config git python3
+KILN_BUILD_PACKAGES="gcc libc6-dev meson ninja-build pkg-config git python3
   libarchive-dev libssl-dev libcurl4-openssl-dev libjansson-dev libzstd-dev libseccomp-dev
   zlib1g-dev"
 KILN_TEST_PACKAGES="clang libclang-rt-14-dev clang-format jq"
