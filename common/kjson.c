@@ -8,6 +8,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/utf8.h"
 #include "common/banned.h"
 
 void kjson_writer_init(struct kjson_writer *w, struct kbuf *out, bool pretty)
@@ -93,39 +94,6 @@ void kjson_end_array(struct kjson_writer *w)
         close_container(w, ']');
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when it is invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-        uint32_t cp;
-        size_t len;
-
-        if (s[0] < 0x80)
-                return 1;
-        if ((s[0] & 0xe0) == 0xc0) {
-                len = 2;
-                cp = s[0] & 0x1f;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                len = 3;
-                cp = s[0] & 0x0f;
-        } else if ((s[0] & 0xf8) == 0xf0) {
-                len = 4;
-                cp = s[0] & 0x07;
-        } else {
-                return 0;
-        }
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
-
 void kjson_quote(struct kbuf *out, const char *s, size_t n)
 {
         static const char hex[] = "0123456789abcdef";
@@ -167,8 +135,7 @@ void kjson_quote(struct kbuf *out, const char *s, size_t n)
                         i++;
                         continue;
                 }
-                len = utf8_len(p + i, n - i);
-                if (len == 0) {
+                if (!kutf8_valid_at(s + i, n - i, &len)) {
                         kbuf_puts(out, "\\ufffd");
                         i++;
                         continue;

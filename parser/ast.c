@@ -160,15 +160,8 @@ static void instr_free(struct parser_instr *in)
                 free(in->heredocs[i].content);
         }
         free(in->heredocs);
-        for (size_t i = 0; i < in->n_mounts; i++) {
-                struct parser_mount *m = &in->mounts[i];
-                free(m->target);
-                free(m->source);
-                free(m->from);
-                free(m->id);
-                free(m->sharing);
-                free(m->env);
-        }
+        for (size_t i = 0; i < in->n_mounts; i++)
+                parser_mount_release(&in->mounts[i]);
         free(in->mounts);
         free(in->stage_name);
         instr_free(in->sub);

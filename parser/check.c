@@ -336,28 +336,35 @@ static bool is_predefined_arg(const char *name)
         return false;
 }
 
-static void check_meta_args(struct parser_file *f)
+/* Within one scope (the global ARGs, or one stage's instructions), a name used before the
+ * ARG that declares it later in the same scope is an error: it expands to nothing there. */
+static void check_var_order(struct parser_file *f, struct parser_instr **instrs, size_t n,
+                            struct names *declared)
 {
-        struct names declared = {0};
-
-        /* Global ARGs may refer to earlier global ARGs. */
-        for (size_t i = 0; i < f->n_meta_args; i++) {
-                const struct parser_instr *in = f->meta_args[i];
+        for (size_t i = 0; i < n; i++) {
+                const struct parser_instr *in = instrs[i];
                 struct names refs = {0};
 
                 instr_refs(in, f->escape, &refs);
                 for (size_t r = 0; r < refs.n; r++) {
                         const struct parser_instr *decl;
 
-                        if (names_has(&declared, refs.v[r]))
+                        if (names_has(declared, refs.v[r]))
                                 continue;
-                        decl = later_arg(f->meta_args, f->n_meta_args, i + 1, refs.v[r]);
+                        decl = later_arg(instrs, n, i + 1, refs.v[r]);
                         if (decl)
                                 report_early_use(f, in, refs.v[r], decl);
                 }
                 names_release(&refs);
-                instr_decls(in, &declared);
+                instr_decls(in, declared);
         }
+}
+
+static void check_meta_args(struct parser_file *f)
+{
+        struct names declared = {0};
+
+        check_var_order(f, f->meta_args, f->n_meta_args, &declared);
         /* FROM sees only the global ARGs (and the predefined platform ARGs). */
         for (size_t s = 0; s < f->n_stages; s++) {
                 const struct parser_instr *from = f->stages[s].from;
@@ -381,23 +388,7 @@ static void check_stage_vars(struct parser_file *f, const struct parser_stage *s
 {
         struct names declared = {0};
 
-        for (size_t i = 0; i < s->n_instrs; i++) {
-                const struct parser_instr *in = s->instrs[i];
-                struct names refs = {0};
-
-                instr_refs(in, f->escape, &refs);
-                for (size_t r = 0; r < refs.n; r++) {
-                        const struct parser_instr *decl;
-
-                        if (names_has(&declared, refs.v[r]))
-                                continue;
-                        decl = later_arg(s->instrs, s->n_instrs, i + 1, refs.v[r]);
-                        if (decl)
-                                report_early_use(f, in, refs.v[r], decl);
-                }
-                names_release(&refs);
-                instr_decls(in, &declared);
-        }
+        check_var_order(f, s->instrs, s->n_instrs, &declared);
         names_release(&declared);
 }
 

@@ -18,10 +18,11 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/utf8.h"
 #include "common/banned.h"
 
 #define EOF_RUNE (-1)
-#define RUNE_ERROR 0xFFFD
+#define RUNE_ERROR ((int32_t)KUTF8_ERROR)
 /* ${…} nested deeper than this is refused rather than recursed into. */
 #define MAX_DEPTH 64
 /* A larger result (ENV A=$A$A doubles per line, ${A//?/$A} squares) is an error. */
@@ -29,94 +30,25 @@
 
 /* ---- UTF-8, decoded as Go does: an invalid byte is U+FFFD of width 1 ---- */
 
-static bool is_cont(unsigned char c)
-{
-        return (c & 0xC0) == 0x80;
-}
-
 static size_t utf8_decode(const char *p, size_t n, int32_t *ret)
 {
-        const unsigned char *s = (const unsigned char *)p;
-        unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+        uint32_t cp;
+        size_t w = kutf8_decode(p, n, &cp);
 
-        if (c < 0x80) {
-                *ret = c;
-                return 1;
-        }
-        if (c >= 0xC2 && c <= 0xDF && n >= 2 && is_cont(s[1])) {
-                *ret = ((int32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
-                return 2;
-        }
-        if (c >= 0xE0 && c <= 0xEF && n >= 3) {
-                lo = c == 0xE0 ? 0xA0 : 0x80;
-                hi = c == 0xED ? 0x9F : 0xBF;
-                if (s[1] >= lo && s[1] <= hi && is_cont(s[2])) {
-                        *ret = ((int32_t)(c & 0x0F) << 12) | ((int32_t)(s[1] & 0x3F) << 6) |
-                               (s[2] & 0x3F);
-                        return 3;
-                }
-        }
-        if (c >= 0xF0 && c <= 0xF4 && n >= 4) {
-                lo = c == 0xF0 ? 0x90 : 0x80;
-                hi = c == 0xF4 ? 0x8F : 0xBF;
-                if (s[1] >= lo && s[1] <= hi && is_cont(s[2]) && is_cont(s[3])) {
-                        *ret = ((int32_t)(c & 0x07) << 18) | ((int32_t)(s[1] & 0x3F) << 12) |
-                               ((int32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-                        return 4;
-                }
-        }
-        *ret = RUNE_ERROR;
-        return 1;
+        *ret = (int32_t)cp;
+        return w;
 }
 
+/* Negative runes (the end-of-input marker) become U+FFFD. */
 static void utf8_put(struct kbuf *b, int32_t r)
 {
-        char s[4];
-
-        if (r < 0 || r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF))
-                r = RUNE_ERROR;
-        if (r < 0x80) {
-                kbuf_putc(b, (char)r);
-        } else if (r < 0x800) {
-                s[0] = (char)(0xC0 | (r >> 6));
-                s[1] = (char)(0x80 | (r & 0x3F));
-                kbuf_append(b, s, 2);
-        } else if (r < 0x10000) {
-                s[0] = (char)(0xE0 | (r >> 12));
-                s[1] = (char)(0x80 | ((r >> 6) & 0x3F));
-                s[2] = (char)(0x80 | (r & 0x3F));
-                kbuf_append(b, s, 3);
-        } else {
-                s[0] = (char)(0xF0 | (r >> 18));
-                s[1] = (char)(0x80 | ((r >> 12) & 0x3F));
-                s[2] = (char)(0x80 | ((r >> 6) & 0x3F));
-                s[3] = (char)(0x80 | (r & 0x3F));
-                kbuf_append(b, s, 4);
-        }
+        kutf8_put(b, r < 0 ? KUTF8_ERROR : (uint32_t)r);
 }
 
 /* Go's unicode.IsSpace. */
 static bool is_space(int32_t r)
 {
-        switch (r) {
-        case '\t':
-        case '\n':
-        case '\v':
-        case '\f':
-        case '\r':
-        case ' ':
-        case 0x85:
-        case 0xA0:
-        case 0x1680:
-        case 0x2028:
-        case 0x2029:
-        case 0x202F:
-        case 0x205F:
-        case 0x3000:
-                return true;
-        default:
-                return r >= 0x2000 && r <= 0x200A;
-        }
+        return r >= 0 && kutf8_is_space((uint32_t)r);
 }
 
 static bool is_digit(int32_t r)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 #include "common/banned.h"
 
 struct sh_word {
@@ -57,8 +58,8 @@ static void add_char(struct sh_words *w, const char *p, size_t n, size_t off)
 {
         uint32_t cp;
 
-        parser_utf8_decode(p, n, &cp);
-        if (parser_is_space_rune(cp)) {
+        kutf8_decode(p, n, &cp);
+        if (kutf8_is_space(cp)) {
                 if (w->in_word && w->cur.len != 0)
                         words_push(w);
                 return;
@@ -70,7 +71,7 @@ static void add_string(struct sh_words *w, const char *p, size_t n, size_t off)
 {
         for (size_t i = 0; i < n;) {
                 uint32_t cp;
-                size_t k = parser_utf8_decode(p + i, n - i, &cp);
+                size_t k = kutf8_decode(p + i, n - i, &cp);
 
                 add_char(w, p + i, k, off + i);
                 i += k;
@@ -228,12 +229,12 @@ static int sh_split(const char *s, size_t n, size_t base, bool raw_quotes, bool 
                         i++;
                         if (i == n)
                                 break;
-                        k = parser_utf8_decode(s + i, n - i, &cp);
+                        k = kutf8_decode(s + i, n - i, &cp);
                         add_raw(w, s + i, k, base + i);
                         i += k;
                 } else {
                         uint32_t cp;
-                        size_t k = parser_utf8_decode(s + i, n - i, &cp);
+                        size_t k = kutf8_decode(s + i, n - i, &cp);
 
                         add_char(w, s + i, k, base + i);
                         i += k;

@@ -18,77 +18,29 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "common/utf8.h"
 #include "common/banned.h"
 
-#define RUNE_ERROR 0xFFFD
+#define RUNE_ERROR ((int32_t)KUTF8_ERROR)
 #define RUNE_MAX 0x10FFFF
 /* bufio.Scanner's limit: docker fails to read an ignore file with a longer line. */
 #define MAX_LINE 65536
 
 /* ---- UTF-8 as Go decodes it (an invalid byte is U+FFFD of width 1) ---- */
 
-static bool is_cont(unsigned char c)
-{
-        return (c & 0xC0) == 0x80;
-}
-
 static size_t utf8_decode(const char *p, size_t n, int32_t *ret)
 {
-        const unsigned char *s = (const unsigned char *)p;
-        unsigned char c = s[0], lo, hi;
+        uint32_t cp;
+        size_t w = kutf8_decode(p, n, &cp);
 
-        if (c < 0x80) {
-                *ret = c;
-                return 1;
-        }
-        if (c >= 0xC2 && c <= 0xDF && n >= 2 && is_cont(s[1])) {
-                *ret = ((int32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
-                return 2;
-        }
-        if (c >= 0xE0 && c <= 0xEF && n >= 3) {
-                lo = c == 0xE0 ? 0xA0 : 0x80;
-                hi = c == 0xED ? 0x9F : 0xBF;
-                if (s[1] >= lo && s[1] <= hi && is_cont(s[2])) {
-                        *ret = ((int32_t)(c & 0x0F) << 12) | ((int32_t)(s[1] & 0x3F) << 6) |
-                               (s[2] & 0x3F);
-                        return 3;
-                }
-        }
-        if (c >= 0xF0 && c <= 0xF4 && n >= 4) {
-                lo = c == 0xF0 ? 0x90 : 0x80;
-                hi = c == 0xF4 ? 0x8F : 0xBF;
-                if (s[1] >= lo && s[1] <= hi && is_cont(s[2]) && is_cont(s[3])) {
-                        *ret = ((int32_t)(c & 0x07) << 18) | ((int32_t)(s[1] & 0x3F) << 12) |
-                               ((int32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-                        return 4;
-                }
-        }
-        *ret = RUNE_ERROR;
-        return 1;
+        *ret = (int32_t)cp;
+        return w;
 }
 
 /* Go's unicode.IsSpace. */
 static bool is_space(int32_t r)
 {
-        switch (r) {
-        case '\t':
-        case '\n':
-        case '\v':
-        case '\f':
-        case '\r':
-        case ' ':
-        case 0x85:
-        case 0xA0:
-        case 0x1680:
-        case 0x2028:
-        case 0x2029:
-        case 0x202F:
-        case 0x205F:
-        case 0x3000:
-                return true;
-        default:
-                return r >= 0x2000 && r <= 0x200A;
-        }
+        return r >= 0 && kutf8_is_space((uint32_t)r);
 }
 
 /* strings.TrimSpace: narrows [*s, *s + *len) to exclude white space at both ends. */

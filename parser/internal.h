@@ -22,11 +22,6 @@ void *parser_grow(void *p, size_t n, size_t size);
 
 /* ---- characters (lexer.c) ---- */
 
-/* Decodes one UTF-8 sequence at s (n > 0 bytes left); an invalid byte decodes as itself with
- * width 1 and *ret_cp = 0xFFFD, as Go does. Returns the width. */
-size_t parser_utf8_decode(const char *s, size_t n, uint32_t *ret_cp);
-/* Go's unicode.IsSpace. */
-bool parser_is_space_rune(uint32_t cp);
 /* unicode.IsSpace applied to a single byte taken as a rune, as buildkit's byte-wise loops do
  * (so 0x85 and 0xA0 count). */
 bool parser_is_space_byte(unsigned char c);

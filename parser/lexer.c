@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 #include "common/banned.h"
 
 void *parser_grow(void *p, size_t n, size_t size)
@@ -24,73 +25,9 @@ void *parser_grow(void *p, size_t n, size_t size)
 
 /* ---- characters ---- */
 
-size_t parser_utf8_decode(const char *s, size_t n, uint32_t *ret_cp)
-{
-        const unsigned char *u = (const unsigned char *)s;
-        uint32_t cp, min;
-        size_t w;
-
-        if (u[0] < 0x80) {
-                *ret_cp = u[0];
-                return 1;
-        }
-        if (u[0] >= 0xC2 && u[0] <= 0xDF) {
-                w = 2;
-                cp = u[0] & 0x1F;
-                min = 0x80;
-        } else if (u[0] >= 0xE0 && u[0] <= 0xEF) {
-                w = 3;
-                cp = u[0] & 0x0F;
-                min = 0x800;
-        } else if (u[0] >= 0xF0 && u[0] <= 0xF4) {
-                w = 4;
-                cp = u[0] & 0x07;
-                min = 0x10000;
-        } else {
-                *ret_cp = 0xFFFD;
-                return 1;
-        }
-        if (w > n)
-                goto invalid;
-        for (size_t i = 1; i < w; i++) {
-                if ((u[i] & 0xC0) != 0x80)
-                        goto invalid;
-                cp = (cp << 6) | (u[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                goto invalid;
-        *ret_cp = cp;
-        return w;
-invalid:
-        *ret_cp = 0xFFFD;
-        return 1;
-}
-
-bool parser_is_space_rune(uint32_t cp)
-{
-        switch (cp) {
-        case '\t':
-        case '\n':
-        case '\v':
-        case '\f':
-        case '\r':
-        case ' ':
-        case 0x85:
-        case 0xA0:
-        case 0x1680:
-        case 0x2028:
-        case 0x2029:
-        case 0x202F:
-        case 0x205F:
-        case 0x3000:
-                return true;
-        }
-        return cp >= 0x2000 && cp <= 0x200A;
-}
-
 bool parser_is_space_byte(unsigned char c)
 {
-        return parser_is_space_rune(c);
+        return kutf8_is_space(c);
 }
 
 bool parser_is_blank(unsigned char c)
@@ -104,9 +41,9 @@ size_t parser_space_prefix(const char *s, size_t n)
 
         while (i < n) {
                 uint32_t cp;
-                size_t w = parser_utf8_decode(s + i, n - i, &cp);
+                size_t w = kutf8_decode(s + i, n - i, &cp);
 
-                if (!parser_is_space_rune(cp))
+                if (!kutf8_is_space(cp))
                         break;
                 i += w;
         }
@@ -124,12 +61,12 @@ size_t parser_space_suffix(const char *s, size_t n)
 
                 while (b > 0 && e - b < 4 && ((unsigned char)s[b] & 0xC0) == 0x80)
                         b--;
-                if (parser_utf8_decode(s + b, e - b, &cp) != e - b) {
+                if (kutf8_decode(s + b, e - b, &cp) != e - b) {
                         /* Not one whole sequence: the last byte stands alone. */
                         b = e - 1;
-                        parser_utf8_decode(s + b, 1, &cp);
+                        kutf8_decode(s + b, 1, &cp);
                 }
-                if (!parser_is_space_rune(cp))
+                if (!kutf8_is_space(cp))
                         break;
                 e = b;
         }

@@ -18,6 +18,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/kjson.h"
+#include "common/utf8.h"
 #include "common/banned.h"
 
 struct ctx {
@@ -210,11 +211,11 @@ static size_t parse_words(struct ctx *c, size_t s, size_t e, struct word **ret)
 
         for (size_t pos = s; pos <= e; pos += w) {
                 if (pos != e)
-                        w = parser_utf8_decode(l + pos, e - pos, &ch);
+                        w = kutf8_decode(l + pos, e - pos, &ch);
                 if (phase == SPACES) {
                         if (pos == e)
                                 break;
-                        if (parser_is_space_rune(ch))
+                        if (kutf8_is_space(ch))
                                 continue;
                         phase = WORD;
                         start = pos;
@@ -225,7 +226,7 @@ static size_t parse_words(struct ctx *c, size_t s, size_t e, struct word **ret)
                         break;
                 }
                 if (phase == WORD) {
-                        if (parser_is_space_rune(ch)) {
+                        if (kutf8_is_space(ch)) {
                                 phase = SPACES;
                                 if (blank_ok || word.len > 0)
                                         word_push(&v, &n, &word, start);
@@ -243,7 +244,7 @@ static size_t parse_words(struct ctx *c, size_t s, size_t e, struct word **ret)
                                         continue;
                                 kbuf_append(&word, l + pos, w);
                                 pos += w;
-                                w = parser_utf8_decode(l + pos, e - pos, &ch);
+                                w = kutf8_decode(l + pos, e - pos, &ch);
                         }
                         kbuf_append(&word, l + pos, w);
                         continue;
@@ -257,7 +258,7 @@ static size_t parse_words(struct ctx *c, size_t s, size_t e, struct word **ret)
                         }
                         kbuf_append(&word, l + pos, w);
                         pos += w;
-                        w = parser_utf8_decode(l + pos, e - pos, &ch);
+                        w = kutf8_decode(l + pos, e - pos, &ch);
                 }
                 kbuf_append(&word, l + pos, w);
         }
