@@ -22,8 +22,8 @@ static int read_path(const char *path, struct kbuf *out, struct kerr **err)
         struct stat st;
 
         if (fd < 0)
-                return kerr_set(err, errno, errno == ENOENT ? KERR_NOTFOUND : KERR_IO,
-                                "open '%s'", path);
+                return kerr_set(err, errno, errno == ENOENT ? KERR_NOTFOUND : KERR_IO, "open '%s'",
+                                path);
         if (fstat(fd, &st) < 0)
                 return kerr_set(err, errno, KERR_IO, "stat '%s'", path);
         if (S_ISDIR(st.st_mode))

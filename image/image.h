@@ -1,11 +1,349 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* The image module: content-addressable store, layers and whiteouts, compression,
- * manifests and OCI/docker archives. So far it reports the versions of the libraries it
- * is built on. */
+/* The image module: the content-addressable store (blobs, extracted layers, the name
+ * index), layer tar streams (written deterministically from a directory, applied safely
+ * onto one), compression, image configs and manifests, and the OCI/docker archive
+ * transports. jansson is used here and nowhere else but common/kjson.c. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/digest.h"
+
+struct kbuf;
+struct kerr;
 
 /* Versions of the linked libarchive, zstd and zlib (static strings). */
 const char *image_libarchive_version(void);
 const char *image_zstd_version(void);
 const char *image_zlib_version(void);
+
+/* A byte sink: returns 0, or < 0 with *err set. */
+typedef int (*image_sink_fn)(void *ctx, const void *p, size_t n, struct kerr **err);
+
+/* ======================================================================================
+ * Store (store.c, blob.c, layer.c, index.c)
+ *
+ * root/blobs/sha256/<hex>      immutable content, named by its digest (verified on write)
+ * root/layers/<hex>/diff/      an extracted layer, in overlay format (whiteouts are 0/0
+ *                              character devices, opaque dirs carry the overlay xattr)
+ * root/layers/<hex>/layer.json diff_id, parent chain id, tar size, compressed blobs known
+ * root/images.json             names -> image IDs (config digests) and manifests
+ * root/tmp/<pid>-<rand>/       work dirs; a dead pid's are swept by image_store_open
+ * root/lock                    flock'ed around every read-modify-write of images.json
+ * Everything appears by rename after fsync, so a kill leaves the old or the new state.
+ * ====================================================================================== */
+
+struct image_store;
+
+/* The default root: /var/lib/kiln as root, ${XDG_DATA_HOME:-$HOME/.local/share}/kiln
+ * otherwise. Caller frees. */
+char *image_store_default_root(void);
+/* Opens the store at root (NULL: the default), creating it; sweeps stale tmp/ dirs. */
+struct image_store *image_store_open(const char *root, struct kerr **err);
+void image_store_free(struct image_store *s);
+const char *image_store_root(const struct image_store *s);
+int image_store_root_fd(const struct image_store *s);
+
+/* A new empty directory under tmp/ for this process; *ret_path is absolute (caller frees
+ * it and removes the directory, e.g. with image_store_rmtree). */
+int image_store_mkdtemp(struct image_store *s, char **ret_path, struct kerr **err);
+/* rm -rf of path; a missing path is fine. */
+int image_store_rmtree(const char *path, struct kerr **err);
+
+/* ---- blobs ---- */
+
+struct image_blob_writer;
+
+/* A blob being written into tmp/, hashed on the way. */
+struct image_blob_writer *image_blob_writer_new(struct image_store *s, struct kerr **err);
+int image_blob_writer_write(struct image_blob_writer *w, const void *p, size_t n,
+                            struct kerr **err);
+/* An image_sink_fn over a writer (ctx is the writer). */
+int image_blob_writer_sink(void *ctx, const void *p, size_t n, struct kerr **err);
+/* fsyncs and renames the blob into blobs/. When expected is not NULL and differs from what
+ * was written, fails with KERR_DIGEST naming both, and nothing enters the store. */
+int image_blob_writer_commit(struct image_blob_writer *w, const char *expected,
+                             char ret_digest[KDIGEST_STRLEN], uint64_t *ret_size,
+                             struct kerr **err);
+/* Frees; an uncommitted writer's temp file is removed. */
+void image_blob_writer_free(struct image_blob_writer *w);
+
+int image_blob_put(struct image_store *s, const void *data, size_t len,
+                   char ret_digest[KDIGEST_STRLEN], struct kerr **err);
+bool image_blob_exists(struct image_store *s, const char *digest);
+/* An O_RDONLY|O_CLOEXEC fd of the blob; KERR_NOTFOUND when it is not there. */
+int image_blob_open(struct image_store *s, const char *digest, struct kerr **err);
+/* Reads a whole blob (at most max bytes) and checks its digest. */
+int image_blob_read(struct image_store *s, const char *digest, size_t max, struct kbuf *out,
+                    struct kerr **err);
+int image_blob_size(struct image_store *s, const char *digest, uint64_t *ret_size,
+                    struct kerr **err);
+
+/* ---- layers ---- */
+
+enum image_compression {
+        IMAGE_COMPRESSION_NONE = 0,
+        IMAGE_COMPRESSION_GZIP,
+        IMAGE_COMPRESSION_ZSTD,
+};
+
+/* The media type of a layer blob with that compression, in OCI or docker naming. */
+const char *image_layer_media_type(enum image_compression c, bool docker);
+
+struct image_layer_blob {
+        char digest[KDIGEST_STRLEN];
+        char *media_type;
+        uint64_t size;
+};
+
+struct image_layer {
+        char chain_id[KDIGEST_STRLEN];
+        char diff_id[KDIGEST_STRLEN];
+        char parent[KDIGEST_STRLEN]; /* "" for a bottom layer */
+        uint64_t tar_size;           /* bytes of the uncompressed tar stream */
+        struct image_layer_blob *blobs;
+        size_t n_blobs;
+};
+
+void image_layer_release(struct image_layer *l);
+
+/* sha256 chain id: diff_id for a bottom layer, else sha256(parent + " " + diff_id). */
+int image_chain_id(const char *parent_chain_id, const char *diff_id, char ret[KDIGEST_STRLEN],
+                   struct kerr **err);
+
+/* Moves dir (a directory under tmp/, in overlay format) into layers/<chain>/diff and
+ * records it; when that chain id is already stored, dir is removed instead. */
+int image_layer_commit(struct image_store *s, const char *parent_chain_id, const char *diff_id,
+                       uint64_t tar_size, const char *dir, char ret_chain_id[KDIGEST_STRLEN],
+                       struct kerr **err);
+bool image_layer_exists(struct image_store *s, const char *chain_id);
+int image_layer_get(struct image_store *s, const char *chain_id, struct image_layer *ret,
+                    struct kerr **err);
+/* Records that blob (with that media type and size) is a compressed form of the layer. */
+int image_layer_add_blob(struct image_store *s, const char *chain_id, const char *digest,
+                         const char *media_type, uint64_t size, struct kerr **err);
+/* An O_DIRECTORY fd of layers/<chain>/diff. */
+int image_layer_open_diff(struct image_store *s, const char *chain_id, struct kerr **err);
+/* Absolute path of layers/<chain>/diff (caller frees). */
+char *image_layer_diff_path(struct image_store *s, const char *chain_id);
+
+/* ---- the name index ---- */
+
+struct image_record {
+        char id[KDIGEST_STRLEN]; /* the config digest */
+        char **names;            /* normalised, e.g. "localhost/hello:latest" */
+        size_t n_names;
+        char **manifests; /* digests of manifests made for it by push or export */
+        size_t n_manifests;
+};
+
+void image_record_release(struct image_record *r);
+void image_records_free(struct image_record *r, size_t n);
+
+int image_index_list(struct image_store *s, struct image_record **ret, size_t *ret_n,
+                     struct kerr **err);
+/* Adds (or updates) the image id with the given names; a name held by another image moves
+ * here, as podman does. Each name is normalised with image_normalize_name. */
+int image_index_add(struct image_store *s, const char *id, const char *const *names, size_t n,
+                    struct kerr **err);
+int image_index_add_manifest(struct image_store *s, const char *id, const char *manifest_digest,
+                             struct kerr **err);
+/* Finds an image by name (normalised as podman does for short names), full id, "sha256:"
+ * id prefix or bare hex prefix (at least 3 characters, unambiguous). */
+int image_index_resolve(struct image_store *s, const char *name, char ret_id[KDIGEST_STRLEN],
+                        struct kerr **err);
+/* Removes a name; the image stays (untagged) if it has no name left. */
+int image_index_untag(struct image_store *s, const char *name, struct kerr **err);
+/* Removes an image record (by id) and garbage-collects blobs and layers no other image
+ * uses. */
+int image_index_remove(struct image_store *s, const char *id, struct kerr **err);
+/* Removes untagged images, and blobs and layers that no image uses. */
+int image_store_prune(struct image_store *s, struct kerr **err);
+
+/* "hello" -> "localhost/hello:latest", "docker.io/x" -> "docker.io/x:latest",
+ * "busybox:1" -> "localhost/busybox:1"; a name@digest keeps its digest. Fails with
+ * KERR_INVALID naming the bad part. Caller frees. */
+char *image_normalize_name(const char *name, struct kerr **err);
+
+/* ======================================================================================
+ * Layer tar streams (tar-write.c, tar-apply.c) and compression (compress.c)
+ * ====================================================================================== */
+
+struct image_tar_opts {
+        /* When >= 0, file times later than this are clamped to it (SOURCE_DATE_EPOCH). */
+        int64_t clamp_mtime;
+};
+
+/* Writes the layer tar of dirfd's tree (overlay format: 0/0 character devices become
+ * ".wh.NAME", opaque directories get ".wh..wh..opq") to sink: entries sorted by name, PAX
+ * headers, owners, modes, mtimes, xattrs (security.capability, user.*), hard links as
+ * links. The stream is a pure function of the tree. Returns the sha256 of the stream (the
+ * diff_id) and its size. */
+int image_layer_tar(int dirfd, const struct image_tar_opts *opts, image_sink_fn sink, void *ctx,
+                    char ret_diff_id[KDIGEST_STRLEN], uint64_t *ret_size, struct kerr **err);
+
+#define IMAGE_APPLY_OVERLAY (1u << 0) /* whiteouts become overlay whiteouts (layer dirs) */
+/* without it, whiteouts delete what they name (flattening into a rootfs) */
+#define IMAGE_APPLY_NO_OWNERS (1u << 1) /* keep files owned by the caller (no chown) */
+
+/* Applies the layer tar read from fd (any compression libarchive reads) onto rootfd.
+ * Entries that would reach outside the root ("..", absolute names, links that leave it)
+ * fail with KERR_INVALID naming the entry; nothing is ever written outside rootfd. The
+ * sha256 of the uncompressed stream is returned in ret_diff_id when not NULL. */
+int image_layer_apply(int fd, int rootfd, unsigned flags, char ret_diff_id[KDIGEST_STRLEN],
+                      struct kerr **err);
+
+struct image_compressor;
+
+/* Compresses into sink. gzip is made of independent fixed-size blocks compressed on
+ * `threads` threads (0: one per CPU) and the output is the same whatever the thread count;
+ * level 0 means the default. */
+struct image_compressor *image_compressor_new(enum image_compression c, int level, unsigned threads,
+                                              image_sink_fn sink, void *ctx, struct kerr **err);
+int image_compressor_write(struct image_compressor *z, const void *p, size_t n, struct kerr **err);
+/* An image_sink_fn over a compressor (ctx is the compressor). */
+int image_compressor_sink(void *ctx, const void *p, size_t n, struct kerr **err);
+int image_compressor_finish(struct image_compressor *z, struct kerr **err);
+void image_compressor_free(struct image_compressor *z);
+
+/* ======================================================================================
+ * Configs and manifests (config.c, manifest.c)
+ * ====================================================================================== */
+
+struct image_kv {
+        char *key;
+        char *value;
+};
+
+struct image_history {
+        char *created; /* RFC 3339 */
+        char *created_by;
+        char *author;
+        char *comment;
+        bool empty_layer;
+};
+
+struct image_healthcheck {
+        char **test; /* ["NONE"], ["CMD", …] or ["CMD-SHELL", "…"] */
+        size_t n_test;
+        long long interval, timeout, start_period, start_interval; /* ns, 0 = unset */
+        int retries;
+};
+
+/* An image config (OCI image-spec config, with docker's extra fields kept). Absent lists
+ * are NULL with n = 0 and has_* false; an empty list that was present has has_* true. */
+struct image_config {
+        char *created;
+        char *author;
+        char *architecture, *os, *variant;
+        char *user;
+        char **env;
+        size_t n_env;
+        bool has_entrypoint, has_cmd, has_shell;
+        char **entrypoint, **cmd, **shell;
+        size_t n_entrypoint, n_cmd, n_shell;
+        char *working_dir;
+        char **exposed_ports; /* "80/tcp" */
+        size_t n_exposed_ports;
+        char **volumes;
+        size_t n_volumes;
+        struct image_kv *labels;
+        size_t n_labels;
+        char *stop_signal;
+        struct image_healthcheck *healthcheck; /* NULL when none */
+        char **onbuild;
+        size_t n_onbuild;
+        char **diff_ids;
+        size_t n_diff_ids;
+        struct image_history *history;
+        size_t n_history;
+        void *extra; /* unknown fields, kept on round trips (owned) */
+};
+
+struct image_config *image_config_new(void);
+struct image_config *image_config_dup(const struct image_config *c);
+void image_config_free(struct image_config *c);
+/* Parses a config blob; name is used in errors. */
+struct image_config *image_config_parse(const void *data, size_t len, const char *name,
+                                        struct kerr **err);
+/* Serialises with sorted keys and no white space, so equal configs give equal digests. */
+int image_config_serialize(const struct image_config *c, struct kbuf *out, struct kerr **err);
+/* Helpers that keep the arrays consistent. */
+void image_config_set_env(struct image_config *c, const char *name, const char *value);
+const char *image_config_get_env(const struct image_config *c, const char *name);
+void image_config_set_label(struct image_config *c, const char *key, const char *value);
+void image_config_add_history(struct image_config *c, const char *created, const char *created_by,
+                              bool empty_layer);
+void image_config_add_diff_id(struct image_config *c, const char *diff_id);
+
+enum image_format {
+        IMAGE_FORMAT_OCI = 0,
+        IMAGE_FORMAT_DOCKER,
+};
+
+#define IMAGE_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define IMAGE_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
+#define IMAGE_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
+#define IMAGE_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define IMAGE_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define IMAGE_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+
+struct image_descriptor {
+        char *media_type;
+        char digest[KDIGEST_STRLEN];
+        uint64_t size;
+        struct image_kv *annotations;
+        size_t n_annotations;
+        char *platform_os, *platform_arch, *platform_variant; /* index entries */
+};
+
+void image_descriptor_release(struct image_descriptor *d);
+
+struct image_manifest {
+        char *media_type;
+        struct image_descriptor config;
+        struct image_descriptor *layers;
+        size_t n_layers;
+        struct image_kv *annotations;
+        size_t n_annotations;
+};
+
+void image_manifest_free(struct image_manifest *m);
+/* Serialises a manifest (schemaVersion 2) in the format's media types. */
+int image_manifest_serialize(const struct image_manifest *m, struct kbuf *out, struct kerr **err);
+/* Parses an OCI or docker schema 2 manifest; an index or list fails with KERR_UNSUPPORTED
+ * (use image_index_parse). */
+struct image_manifest *image_manifest_parse(const void *data, size_t len, const char *name,
+                                            struct kerr **err);
+/* Parses an OCI index or docker manifest list into its descriptors. */
+int image_index_parse(const void *data, size_t len, const char *name, struct image_descriptor **ret,
+                      size_t *ret_n, struct kerr **err);
+
+/* ======================================================================================
+ * Transports (transport.c): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]
+ * ====================================================================================== */
+
+struct image_export_opts {
+        enum image_format format;
+        enum image_compression compression;
+        int level;        /* 0: default */
+        unsigned threads; /* 0: one per CPU */
+        struct image_kv *annotations;
+        size_t n_annotations;
+};
+
+/* Exports the image id to dest ("oci:…", "oci-archive:…", "docker-archive:…"); layers are
+ * compressed once and the blobs kept in the store for the next export or push. The
+ * manifest digest is returned when ret_manifest is not NULL. */
+int image_export(struct image_store *s, const char *id, const char *dest,
+                 const struct image_export_opts *opts, char ret_manifest[KDIGEST_STRLEN],
+                 struct kerr **err);
+/* Imports from src (same transports) into the store; returns the image id. */
+int image_import(struct image_store *s, const char *src, char ret_id[KDIGEST_STRLEN],
+                 struct kerr **err);
+/* True when ref starts with one of the transports above. */
+bool image_is_transport(const char *ref);

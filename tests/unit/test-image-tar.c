@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "tap.h"
+
+TEST(placeholder)
+{
+        SKIP("not written yet");
+}
