@@ -316,12 +316,12 @@ void image_manifest_free(struct image_manifest *m);
 /* Serialises a manifest (schemaVersion 2) in the format's media types. */
 int image_manifest_serialize(const struct image_manifest *m, struct kbuf *out, struct kerr **err);
 /* Parses an OCI or docker schema 2 manifest; an index or list fails with KERR_UNSUPPORTED
- * (use image_index_parse). */
+ * (use image_manifest_list_parse). */
 struct image_manifest *image_manifest_parse(const void *data, size_t len, const char *name,
                                             struct kerr **err);
 /* Parses an OCI index or docker manifest list into its descriptors. */
-int image_index_parse(const void *data, size_t len, const char *name, struct image_descriptor **ret,
-                      size_t *ret_n, struct kerr **err);
+int image_manifest_list_parse(const void *data, size_t len, const char *name,
+                              struct image_descriptor **ret, size_t *ret_n, struct kerr **err);
 
 /* ======================================================================================
  * Transports (transport.c): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]
