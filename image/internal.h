@@ -4,3 +4,50 @@
 /* Shared between the files of image/ only; no other module includes this. */
 
 #include "image/image.h"
+
+/* ---- the store (store.c) ---- */
+
+struct image_store {
+        char *root;    /* absolute */
+        int root_fd;   /* O_DIRECTORY */
+        int blobs_fd;  /* blobs/sha256 */
+        int layers_fd; /* layers */
+        int tmp_fd;    /* tmp */
+};
+
+/* flock(LOCK_EX) on root/lock; returns the lock fd (close it to unlock) or -1. The lock is
+ * not recursive: functions named *_locked expect the caller to hold it. */
+int image_store_lock(struct image_store *s, struct kerr **err);
+/* A fresh name "<pid>-<random hex><suffix>" for an entry of tmp/ (suffix may be ""). */
+void image_store_tmp_name(char *buf, size_t size, const char *suffix);
+/* rm -rf of name relative to dirfd, never following symlinks; a missing entry is fine. */
+int image_store_rmtree_at(int dirfd, const char *name, struct kerr **err);
+
+/* ---- layers (layer.c) ---- */
+
+/* As image_layer_add_blob, with the store lock held. */
+int image_layer_add_blob_locked(struct image_store *s, const char *chain_id, const char *digest,
+                                const char *media_type, uint64_t size, struct kerr **err);
+/* Removes layers/<chain>: renamed into tmp/ first, so it disappears at once. */
+int image_layer_remove_locked(struct image_store *s, const char *chain_id, struct kerr **err);
+
+/* ---- blobs (blob.c) ---- */
+
+/* Removes blobs/sha256/<hex>; a missing blob is fine. */
+int image_blob_remove_locked(struct image_store *s, const char *digest, struct kerr **err);
+
+struct json_t;
+
+/* A JSON string of s; bytes that are not UTF-8 become U+FFFD (as Go's encoder does).
+ * Never NULL (OOM aborts). */
+struct json_t *image_json_string(const char *s);
+
+/* gzip layers are cut into independent deflate blocks of this many input bytes. */
+#define IMAGE_GZIP_BLOCK (1024 * 1024)
+
+/* The largest manifest, index or config kiln reads (as containers/image limits them). */
+#define IMAGE_MANIFEST_MAX (4 * 1024 * 1024)
+
+/* The compression (an enum image_compression) of a known layer media type, OCI or docker;
+ * -1 for anything else. */
+int image_layer_type_compression(const char *media_type);
