@@ -164,6 +164,27 @@ int image_index_remove(struct image_store *s, const char *id, struct kerr **err)
 /* Removes untagged images, and blobs and layers that no image uses. */
 int image_store_prune(struct image_store *s, struct kerr **err);
 
+/* ---- inspection (inspect.c) ---- */
+
+/* Appends the pretty JSON description of image id to out: Id, Names, Created,
+ * Architecture, Os, Size (sum of the layer tar sizes), Config (the config blob as stored),
+ * Layers (DiffID, ChainID, Size, Blobs) and Manifests. KERR_NOTFOUND for an unknown id. */
+int image_inspect_json(struct image_store *s, const char *id, struct kbuf *out, struct kerr **err);
+
+struct image_summary {
+        char id[KDIGEST_STRLEN];
+        char **names;
+        size_t n_names;
+        char *created; /* RFC 3339 from the config, NULL when absent */
+        uint64_t size; /* sum of the layer tar sizes */
+};
+
+/* One summary per image of the index, in index order; free with image_summaries_free. An
+ * image whose config cannot be read is listed with what the index knows. */
+int image_list_summaries(struct image_store *s, struct image_summary **ret, size_t *ret_n,
+                         struct kerr **err);
+void image_summaries_free(struct image_summary *v, size_t n);
+
 /* "hello" -> "localhost/hello:latest", "docker.io/x" -> "docker.io/x:latest",
  * "busybox:1" -> "localhost/busybox:1"; a name@digest keeps its digest. Fails with
  * KERR_INVALID naming the bad part. Caller frees. */

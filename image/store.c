@@ -2,4 +2,290 @@
 #include "image/image.h"
 #include "image/internal.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "common/err.h"
+#include "common/fs.h"
+#include "common/log.h"
 #include "common/banned.h"
+
+char *image_store_default_root(void)
+{
+        const char *xdg = getenv("XDG_DATA_HOME");
+        const char *home = getenv("HOME");
+        char *r = NULL;
+
+        if (geteuid() == 0)
+                return kstrdup("/var/lib/kiln");
+        /* The XDG spec says relative values are invalid and must be ignored. */
+        if (xdg && xdg[0] == '/') {
+                if (asprintf(&r, "%s/kiln", xdg) < 0)
+                        abort();
+                return r;
+        }
+        if (!home || home[0] != '/') {
+                struct passwd *pw = getpwuid(geteuid());
+                home = pw && pw->pw_dir ? pw->pw_dir : "/";
+        }
+        if (asprintf(&r, "%s/.local/share/kiln", home) < 0)
+                abort();
+        return r;
+}
+
+void image_store_tmp_name(char *buf, size_t size, const char *suffix)
+{
+        unsigned long long rnd = 0;
+
+        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+                rnd = (unsigned long long)random() << 32 ^ (unsigned long long)random();
+        snprintf(buf, size, "%d-%016llx%s", (int)getpid(), rnd, suffix);
+}
+
+int image_store_rmtree_at(int dirfd, const char *name, struct kerr **err)
+{
+        struct stat st;
+        DIR *d;
+        struct dirent *de;
+        int fd, r = 0;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return kerr_set(err, errno, KERR_IO, "remove '%s'", name);
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                        return kerr_set(err, errno, KERR_IO, "remove '%s'", name);
+                return 0;
+        }
+        /* O_NOFOLLOW: a directory swapped for a symlink meanwhile is not followed out. */
+        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES && fchmodat(dirfd, name, 0700, 0) == 0)
+                fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "remove '%s'", name);
+        /* Entries of a directory without write or search permission cannot be removed. */
+        if ((st.st_mode & 0700) != 0700)
+                (void)fchmod(fd, 0700);
+        d = fdopendir(fd);
+        if (!d) {
+                r = kerr_set(err, errno, KERR_IO, "remove '%s'", name);
+                kfs_close(fd);
+                return r;
+        }
+        while ((errno = 0, de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (image_store_rmtree_at(fd, de->d_name, err) < 0) {
+                        r = kerr_wrap(err, "remove '%s'", name);
+                        break;
+                }
+        }
+        if (r == 0 && errno != 0)
+                r = kerr_set(err, errno, KERR_IO, "read directory '%s'", name);
+        closedir(d);
+        if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                r = kerr_set(err, errno, KERR_IO, "remove '%s'", name);
+        return r;
+}
+
+int image_store_rmtree(const char *path, struct kerr **err)
+{
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int dfd = -1;
+        char *slash;
+        const char *base;
+        size_t len = path ? strlen(path) : 0;
+
+        while (len > 1 && path[len - 1] == '/')
+                len--;
+        if (len == 0 || (len == 1 && path[0] == '/'))
+                return kerr_set(err, 0, KERR_INVALID, "refusing to remove '%s'", path ? path : "");
+        dir = kstrndup(path, len);
+        slash = strrchr(dir, '/');
+        if (!slash) {
+                base = dir;
+                dfd = openat(AT_FDCWD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        } else {
+                *slash = '\0';
+                base = slash + 1;
+                dfd = openat(AT_FDCWD, slash == dir ? "/" : dir,
+                             O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+                return kerr_set(err, 0, KERR_INVALID, "refusing to remove '%s'", path);
+        if (dfd < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return kerr_set(err, errno, KERR_IO, "remove '%s'", path);
+        }
+        if (image_store_rmtree_at(dfd, base, err) < 0)
+                return kerr_wrap(err, "remove '%s'", path);
+        return 0;
+}
+
+/* tmp/<pid>-… entries whose process is gone were left by a kill or a crash. */
+static void sweep_tmp(struct image_store *s)
+{
+        int fd = fcntl(s->tmp_fd, F_DUPFD_CLOEXEC, 3);
+        DIR *d;
+        struct dirent *de;
+
+        if (fd < 0)
+                return;
+        d = fdopendir(fd);
+        if (!d) {
+                kfs_close(fd);
+                return;
+        }
+        /* The dup shares its offset with tmp_fd. */
+        rewinddir(d);
+        while ((de = readdir(d))) {
+                char *end = NULL;
+                long pid;
+                struct kerr *e = NULL;
+
+                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                        continue;
+                errno = 0;
+                pid = strtol(de->d_name, &end, 10);
+                if (errno || *end != '-' || pid <= 0 || pid > 0x7fffffff || pid == getpid())
+                        continue;
+                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                klog_debug("store: removing stale tmp/%s", de->d_name);
+                if (image_store_rmtree_at(s->tmp_fd, de->d_name, &e) < 0)
+                        klog_debug("store: %s", e->msg);
+                kerr_free(e);
+        }
+        closedir(d);
+}
+
+static int open_subdir(int root_fd, const char *path, struct kerr **err)
+{
+        int fd;
+
+        if (kfs_mkdir_p(root_fd, path, 0700, err) < 0)
+                return -1;
+        fd = openat(root_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s'", path);
+        return fd;
+}
+
+struct image_store *image_store_open(const char *root, struct kerr **err)
+{
+        _cleanup_free_ char *def = NULL;
+        struct image_store *s;
+
+        if (!root) {
+                def = image_store_default_root();
+                root = def;
+        }
+        if (!root[0]) {
+                kerr_set(err, 0, KERR_INVALID, "the store root is empty");
+                return NULL;
+        }
+        if (kfs_mkdir_p(AT_FDCWD, root, 0700, err) < 0) {
+                kerr_wrap(err, "open store '%s'", root);
+                return NULL;
+        }
+        s = kcalloc(1, sizeof(*s));
+        s->root_fd = s->blobs_fd = s->layers_fd = s->tmp_fd = -1;
+        s->root = realpath(root, NULL);
+        if (!s->root) {
+                kerr_set(err, errno, KERR_IO, "open store '%s'", root);
+                goto fail;
+        }
+        s->root_fd = openat(AT_FDCWD, s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->root_fd < 0) {
+                kerr_set(err, errno, KERR_IO, "open store '%s'", root);
+                goto fail;
+        }
+        s->blobs_fd = open_subdir(s->root_fd, "blobs/sha256", err);
+        if (s->blobs_fd < 0)
+                goto fail_wrap;
+        s->layers_fd = open_subdir(s->root_fd, "layers", err);
+        if (s->layers_fd < 0)
+                goto fail_wrap;
+        s->tmp_fd = open_subdir(s->root_fd, "tmp", err);
+        if (s->tmp_fd < 0)
+                goto fail_wrap;
+        sweep_tmp(s);
+        return s;
+fail_wrap:
+        kerr_wrap(err, "open store '%s'", root);
+fail:
+        image_store_free(s);
+        return NULL;
+}
+
+void image_store_free(struct image_store *s)
+{
+        if (!s)
+                return;
+        kfs_close(s->root_fd);
+        kfs_close(s->blobs_fd);
+        kfs_close(s->layers_fd);
+        kfs_close(s->tmp_fd);
+        free(s->root);
+        free(s);
+}
+
+const char *image_store_root(const struct image_store *s)
+{
+        return s->root;
+}
+
+int image_store_root_fd(const struct image_store *s)
+{
+        return s->root_fd;
+}
+
+int image_store_mkdtemp(struct image_store *s, char **ret_path, struct kerr **err)
+{
+        char name[64];
+        char *path = NULL;
+
+        for (int tries = 0;; tries++) {
+                image_store_tmp_name(name, sizeof(name), "");
+                if (mkdirat(s->tmp_fd, name, 0700) == 0)
+                        break;
+                if (errno != EEXIST || tries > 100)
+                        return kerr_set(err, errno, KERR_IO, "create a directory in '%s/tmp'",
+                                        s->root);
+        }
+        if (asprintf(&path, "%s/tmp/%s", s->root, name) < 0)
+                abort();
+        *ret_path = path;
+        return 0;
+}
+
+int image_store_lock(struct image_store *s, struct kerr **err)
+{
+        int fd = openat(s->root_fd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s/lock'", s->root);
+        while (flock(fd, LOCK_EX) < 0) {
+                if (errno == EINTR)
+                        continue;
+                kerr_set(err, errno, KERR_IO, "lock '%s/lock'", s->root);
+                kfs_close(fd);
+                return -1;
+        }
+        return fd;
+}
