@@ -39,4 +39,9 @@ int cmd_bad_option(const char *cmd, int opt, char **argv, int optind_now);
 
 int cmd_check(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
+int cmd_tag(int argc, char **argv);
 int cmd_version(int argc, char **argv);

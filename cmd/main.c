@@ -40,6 +40,69 @@ static const struct kiln_cmd commands[] = {
                 .usage = "",
         },
         {
+                .name = "images",
+                .run = cmd_images,
+                .summary = "list the images in the store",
+                .synopsis = "kiln images [--format table|json] [-q]",
+                .usage = "Lists each name of each image, newest first; an image without a name\n"
+                         "shows as <none> <none>.\n"
+                         "\n"
+                         "Options:\n"
+                         "      --format FORMAT  table (default) or json\n"
+                         "  -q, --quiet          print the short image ids only\n"
+                         "  -h, --help           show this help\n",
+        },
+        {
+                .name = "inspect",
+                .run = cmd_inspect,
+                .summary = "show the details of an image as JSON",
+                .synopsis = "kiln inspect NAME|ID",
+                .usage =
+                        "Prints the image's id, names, config, layers (diff ids, chain ids, sizes\n"
+                        "and known compressed blobs) and manifests as JSON. An image is named as\n"
+                        "in 'kiln tag', or by its id or an id prefix of at least 3 hex digits.\n"
+                        "\n"
+                        "Options:\n"
+                        "  -h, --help  show this help\n",
+        },
+        {
+                .name = "prune",
+                .run = cmd_prune,
+                .summary = "remove untagged images and unused blobs and layers",
+                .synopsis = "kiln prune",
+                .usage = "Removes the images that have no name, then every blob and layer that no\n"
+                         "remaining image uses.\n"
+                         "\n"
+                         "Options:\n"
+                         "  -h, --help  show this help\n",
+        },
+        {
+                .name = "rmi",
+                .run = cmd_rmi,
+                .summary = "remove image names or images",
+                .synopsis = "kiln rmi NAME|ID...",
+                .usage =
+                        "By name: removes the name, and the image once it has no name left. By\n"
+                        "id: removes the image with all its names. Blobs and layers that no other\n"
+                        "image uses go with it.\n"
+                        "\n"
+                        "Options:\n"
+                        "  -h, --help  show this help\n",
+        },
+        {
+                .name = "tag",
+                .run = cmd_tag,
+                .summary = "add names to an image",
+                .synopsis = "kiln tag IMAGE NAME...",
+                .usage =
+                        "Adds each NAME to IMAGE (a name, an id or an id prefix). A name without\n"
+                        "a registry is local: 'hello' means 'localhost/hello:latest'. A name held\n"
+                        "by another image moves to this one.\n"
+                        "\n"
+                        "Options:\n"
+                        "  -h, --help  show this help\n",
+        },
+        {
                 .name = "version",
                 .run = cmd_version,
                 .summary = "show the version, commit and library versions",

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "image/image.h"
+#include "common/banned.h"
+
+int cmd_inspect(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        struct image_store *s = NULL;
+        struct kerr *err = NULL;
+        struct kbuf out = KBUF_INIT;
+        char id[KDIGEST_STRLEN];
+        int opt, r = KILN_EXIT_OK;
+
+        opterr = 0;
+        while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+                switch (opt) {
+                case 'h':
+                        cmd_print_help(kiln_cmd_find("inspect"));
+                        return KILN_EXIT_OK;
+                default:
+                        return cmd_bad_option("inspect", opt, argv, optind);
+                }
+        }
+        if (optind >= argc)
+                return cmd_usage_error("inspect", "an image name or id is needed");
+        if (optind + 1 < argc)
+                return cmd_usage_error("inspect", "unexpected argument '%s'", argv[optind + 1]);
+        s = image_store_open(kiln_globals.root, &err);
+        if (!s || image_index_resolve(s, argv[optind], id, &err) < 0 ||
+            image_inspect_json(s, id, &out, &err) < 0) {
+                r = cmd_fail(err);
+                kerr_free(err);
+        } else {
+                kbuf_putc(&out, '\n');
+                fwrite(out.data, 1, out.len, stdout);
+        }
+        kbuf_release(&out);
+        image_store_free(s);
+        return r;
+}

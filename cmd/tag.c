@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "common/err.h"
+#include "image/image.h"
+#include "common/banned.h"
+
+int cmd_tag(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        struct image_store *s = NULL;
+        struct kerr *err = NULL;
+        char id[KDIGEST_STRLEN];
+        int opt, r = KILN_EXIT_OK;
+
+        opterr = 0;
+        while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+                switch (opt) {
+                case 'h':
+                        cmd_print_help(kiln_cmd_find("tag"));
+                        return KILN_EXIT_OK;
+                default:
+                        return cmd_bad_option("tag", opt, argv, optind);
+                }
+        }
+        if (argc - optind < 2)
+                return cmd_usage_error("tag", "a source image and at least one new name are "
+                                              "needed");
+        /* Check every new name before touching the index, so a bad one changes nothing. */
+        for (int i = optind + 1; i < argc; i++) {
+                char *norm = image_normalize_name(argv[i], &err);
+                if (!norm) {
+                        r = cmd_fail(err);
+                        kerr_free(err);
+                        return r;
+                }
+                free(norm);
+        }
+        s = image_store_open(kiln_globals.root, &err);
+        if (!s || image_index_resolve(s, argv[optind], id, &err) < 0 ||
+            image_index_add(s, id, (const char *const *)&argv[optind + 1],
+                            (size_t)(argc - optind - 1), &err) < 0) {
+                r = cmd_fail(err);
+                kerr_free(err);
+        }
+        image_store_free(s);
+        return r;
+}
