@@ -51,3 +51,8 @@ struct json_t *image_json_string(const char *s);
 /* The compression (an enum image_compression) of a known layer media type, OCI or docker;
  * -1 for anything else. */
 int image_layer_type_compression(const char *media_type);
+
+/* The names in dirfd (without "." and ".."), sorted bytewise; path is used in errors.
+ * Free with image_free_names. */
+int image_list_dir(int dirfd, const char *path, char ***ret, size_t *ret_n, struct kerr **err);
+void image_free_names(char **names, size_t n);
