@@ -139,7 +139,6 @@ TEST(gzip_decompresses_with_gzip_tool)
         struct kbuf gz = KBUF_INIT, back = KBUF_INIT;
         char in[] = "/tmp/kiln-test-gz-XXXXXX";
         _cleanup_close_ int fd = mkostemp(in, O_CLOEXEC);
-        _cleanup_kerr_ struct kerr *err = NULL;
         _cleanup_free_ char *cmd = NULL;
         FILE *p;
         char buf[65536];

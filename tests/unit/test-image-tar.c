@@ -607,7 +607,7 @@ TEST(hostile_layers_stay_inside)
                 CHECK(before && after);
                 if (before && after) {
                         struct kbuf f = KBUF_INIT;
-                        _cleanup_free_ char *b2 = NULL, *a2 = NULL, *filt = NULL;
+                        _cleanup_free_ char *a2 = NULL, *filt = NULL;
 
                         kbuf_printf(&f,
                                     "cd %s && find . -path ./r/%zu/root -prune -o -printf "
