@@ -137,10 +137,28 @@ int image_store_rmtree(const char *path, struct kerr **err)
         return 0;
 }
 
-/* tmp/<pid>-… entries whose process is gone were left by a kill or a crash. */
-static void sweep_tmp(struct image_store *s)
+/* The pid that names a temp entry ("<pid>-…" in tmp/, "images.json.tmp-<pid>-…" left by
+ * kfs_write_atomic in the root) when that process is gone; 0 otherwise. */
+static pid_t dead_owner(const char *name)
 {
-        int fd = fcntl(s->tmp_fd, F_DUPFD_CLOEXEC, 3);
+        char *end = NULL;
+        long pid;
+
+        if (name[0] < '0' || name[0] > '9')
+                return 0;
+        errno = 0;
+        pid = strtol(name, &end, 10);
+        if (errno || *end != '-' || pid <= 0 || pid > 0x7fffffff || pid == getpid())
+                return 0;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                return 0;
+        return (pid_t)pid;
+}
+
+/* Entries whose process is gone were left by a kill or a crash. */
+static void sweep_dir(int dirfd, const char *prefix)
+{
+        int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
         DIR *d;
         struct dirent *de;
 
@@ -151,23 +169,16 @@ static void sweep_tmp(struct image_store *s)
                 kfs_close(fd);
                 return;
         }
-        /* The dup shares its offset with tmp_fd. */
+        /* The dup shares its offset with dirfd. */
         rewinddir(d);
         while ((de = readdir(d))) {
-                char *end = NULL;
-                long pid;
+                size_t plen = strlen(prefix);
                 struct kerr *e = NULL;
 
-                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                if (strncmp(de->d_name, prefix, plen) != 0 || !dead_owner(de->d_name + plen))
                         continue;
-                errno = 0;
-                pid = strtol(de->d_name, &end, 10);
-                if (errno || *end != '-' || pid <= 0 || pid > 0x7fffffff || pid == getpid())
-                        continue;
-                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-                        continue;
-                klog_debug("store: removing stale tmp/%s", de->d_name);
-                if (image_store_rmtree_at(s->tmp_fd, de->d_name, &e) < 0)
+                klog_debug("store: removing stale %s", de->d_name);
+                if (image_store_rmtree_at(dirfd, de->d_name, &e) < 0)
                         klog_debug("store: %s", e->msg);
                 kerr_free(e);
         }
@@ -224,7 +235,8 @@ struct image_store *image_store_open(const char *root, struct kerr **err)
         s->tmp_fd = open_subdir(s->root_fd, "tmp", err);
         if (s->tmp_fd < 0)
                 goto fail_wrap;
-        sweep_tmp(s);
+        sweep_dir(s->tmp_fd, "");
+        sweep_dir(s->root_fd, "images.json.tmp-");
         return s;
 fail_wrap:
         kerr_wrap(err, "open store '%s'", root);

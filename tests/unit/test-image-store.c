@@ -349,7 +349,7 @@ TEST(layer_commit_get_add_blob)
         close(ffd);
         close(fd);
         path = image_layer_diff_path(s, c2);
-        CHECK(path && strstr(path, root) == path && strstr(path, C12 + 7) != NULL);
+        CHECK(path && strstr(path, root) == path && strstr(path, &C12[7]) != NULL);
         free(path);
 
         CHECK(image_layer_get(s, D2, &l, &err) < 0);
@@ -603,6 +603,8 @@ TEST(tmp_sweep_dead_and_live)
         CHECK(mkdir(p, 0500) == 0);
         snprintf(p, sizeof(p), "%s/tmp/%d-0123abcd/link", root, (int)dead);
         CHECK(symlink(root, p) == 0);
+        snprintf(p, sizeof(p), "%s/images.json.tmp-%d-1f", root, (int)dead);
+        CHECK(close(open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) == 0);
         snprintf(p, sizeof(p), "%s/tmp/%d-live", root, (int)getppid());
         CHECK(mkdir(p, 0700) == 0);
         snprintf(p, sizeof(p), "%s/tmp/%d-mine", root, (int)getpid());
@@ -612,6 +614,8 @@ TEST(tmp_sweep_dead_and_live)
         CHECK(s != NULL);
         snprintf(p, sizeof(p), "%d-0123abcd", (int)dead);
         CHECK(!path_exists("tmp", p));
+        snprintf(p, sizeof(p), "images.json.tmp-%d-1f", (int)dead);
+        CHECK(!path_exists(".", p));
         snprintf(p, sizeof(p), "%d-live", (int)getppid());
         CHECK(path_exists("tmp", p));
         snprintf(p, sizeof(p), "%d-mine", (int)getpid());
