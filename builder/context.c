@@ -2,4 +2,224 @@
 #include "builder/builder.h"
 #include "builder/internal.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "common/err.h"
+#include "common/fs.h"
+#include "parser/parser.h"
 #include "common/banned.h"
+
+/* Ignore files larger than this are refused rather than read into memory. */
+#define IGNORE_MAX (16u << 20)
+
+struct builder_context {
+        int fd;
+        struct parser_ignore *ignore; /* NULL: no ignore file */
+        char *ignore_name;
+};
+
+void builder_context_free(struct builder_context *c)
+{
+        if (!c)
+                return;
+        kfs_close(c->fd);
+        parser_ignore_free(c->ignore);
+        free(c->ignore_name);
+        free(c);
+}
+
+DEFINE_CLEANUP(struct builder_context *, builder_context_free)
+
+static int load_ignore(struct builder_context *c, const char *ignorefile, struct kerr **err)
+{
+        static const char *const names[] = {".containerignore", ".dockerignore"};
+        struct kbuf data = KBUF_INIT;
+        _cleanup_close_ int fd = -1;
+        const char *name = NULL;
+
+        if (ignorefile) {
+                /* Given on the command line: the user's own path, not the context's. */
+                fd = open(ignorefile, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return kerr_set(err, errno, KERR_IO, "open ignore file '%s'", ignorefile);
+                name = ignorefile;
+        } else {
+                for (size_t i = 0; i < ARRAY_SIZE(names) && fd < 0; i++) {
+                        struct kerr *e = NULL;
+                        fd = kfs_open_in_root(c->fd, names[i], O_RDONLY | O_NOCTTY, 0,
+                                              KFS_RESOLVE_NO_XDEV, &e);
+                        if (fd < 0 && e->errnum != ENOENT) {
+                                int en = e->errnum;
+                                kerr_free(e);
+                                return kerr_set(err, en, KERR_IO, "read '%s' in the build context",
+                                                names[i]);
+                        }
+                        kerr_free(e);
+                        name = names[i];
+                }
+                if (fd < 0)
+                        return 0;
+        }
+        if (kfs_read_fd(fd, name, IGNORE_MAX, &data, err) < 0) {
+                kbuf_release(&data);
+                return -1;
+        }
+        c->ignore = parser_ignore_parse(name, data.data, data.len, err);
+        kbuf_release(&data);
+        if (!c->ignore)
+                return -1;
+        c->ignore_name = kstrdup(name);
+        return 0;
+}
+
+struct builder_context *builder_context_open(const char *dir, const char *ignorefile,
+                                             struct kerr **err)
+{
+        _cleanup_(builder_context_freep) struct builder_context *c = kcalloc(1, sizeof(*c));
+
+        c->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (c->fd < 0) {
+                kerr_set(err, errno, errno == ENOENT ? KERR_NOTFOUND : KERR_IO,
+                         "open build context '%s'", dir);
+                return NULL;
+        }
+        if (load_ignore(c, ignorefile, err) < 0)
+                return NULL;
+        return TAKE_PTR(c);
+}
+
+int builder_context_fd(const struct builder_context *c)
+{
+        return c->fd;
+}
+
+const char *builder_context_ignore_name(const struct builder_context *c)
+{
+        if (!c->ignore_name)
+                return ".containerignore";
+        const char *slash = strrchr(c->ignore_name, '/');
+        return slash ? slash + 1 : c->ignore_name;
+}
+
+bool builder_context_ignored(const struct builder_context *c, const char *path)
+{
+        while (*path == '/')
+                path++;
+        if (!c->ignore || !*path)
+                return false;
+        return parser_ignore_match(c->ignore, path);
+}
+
+bool builder_context_ignore_has_exceptions(const struct builder_context *c)
+{
+        return c->ignore && parser_ignore_has_exceptions(c->ignore);
+}
+
+/* Opens path in the context. Resolved paths have no symlinks on the way, so none is
+ * followed: a link swapped in meanwhile makes the open fail instead of escaping. */
+static int ctx_open(const struct builder_context *c, const char *path, int flags, struct kerr **err)
+{
+        struct kerr *e = NULL;
+        int fd = kfs_open_in_root(c->fd, path, flags | O_NOFOLLOW, 0,
+                                  KFS_RESOLVE_NO_XDEV | KFS_RESOLVE_NO_SYMLINKS, &e);
+
+        if (fd >= 0)
+                return fd;
+        int en = e->errnum;
+        if (en == ENOENT || en == ENOTDIR || en == ELOOP) {
+                kerr_free(e);
+                return en == ENOENT ? -ENOENT : -ENOTDIR;
+        }
+        if (err) {
+                kerr_free(*err);
+                *err = e;
+        } else {
+                kerr_free(e);
+        }
+        return -EIO;
+}
+
+int builder_context_lookup(void *root, const char *path, struct stat *st, char **ret_target,
+                           struct kerr **err)
+{
+        struct builder_context *c = root;
+        _cleanup_close_ int fd = ctx_open(c, path, O_PATH, err);
+
+        if (fd == -ENOENT || fd == -ENOTDIR)
+                return fd;
+        if (fd < 0)
+                return kerr_wrap(err, "look up '%s' in the build context", path);
+        if (fstat(fd, st) < 0)
+                return kerr_set(err, errno, KERR_IO, "stat '%s' in the build context", path);
+        if (S_ISLNK(st->st_mode) && ret_target) {
+                _cleanup_free_ char *buf = kcalloc(1, (size_t)PATH_MAX + 1);
+                ssize_t n = readlinkat(fd, "", buf, PATH_MAX);
+                if (n < 0)
+                        return kerr_set(err, errno, KERR_IO, "read link '%s'", path);
+                buf[n] = '\0';
+                *ret_target = TAKE_PTR(buf);
+        }
+        return 0;
+}
+
+int builder_context_open_file(const struct builder_context *c, const char *path, struct kerr **err)
+{
+        int fd = ctx_open(c, path, O_RDONLY | O_NOCTTY, err);
+
+        if (fd == -ENOENT || fd == -ENOTDIR)
+                return kerr_set(err, -fd, KERR_NOTFOUND, "open '%s' in the build context", path);
+        if (fd < 0)
+                return kerr_wrap(err, "open '%s' in the build context", path);
+        return fd;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int builder_context_readdir(const struct builder_context *c, const char *path, char ***ret_names,
+                            size_t *ret_n, struct kerr **err)
+{
+        int fd = ctx_open(c, path, O_RDONLY | O_DIRECTORY, err);
+        char **names = kcalloc(1, sizeof(*names));
+        size_t n = 0;
+        struct dirent *de;
+        DIR *d;
+
+        if (fd == -ENOENT || fd == -ENOTDIR) {
+                free(names);
+                return kerr_set(err, -fd, KERR_NOTFOUND, "read directory '%s'", path);
+        }
+        if (fd < 0) {
+                free(names);
+                return kerr_wrap(err, "read directory '%s'", path);
+        }
+        d = fdopendir(fd);
+        if (!d) {
+                kfs_close(fd);
+                free(names);
+                return kerr_set(err, errno, KERR_IO, "read directory '%s'", path);
+        }
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                names = kreallocarray(names, n + 2, sizeof(*names));
+                names[n++] = kstrdup(de->d_name);
+                names[n] = NULL;
+        }
+        closedir(d);
+        qsort(names, n, sizeof(*names), cmp_str);
+        *ret_names = names;
+        *ret_n = n;
+        return 0;
+}

@@ -3,4 +3,181 @@
 
 /* Shared between the files of builder/ only; no other module includes this. */
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
 #include "builder/builder.h"
+
+struct kbuf;
+struct kerr;
+
+/* ======================================================================================
+ * Paths (rootfs.c)
+ *
+ * Paths inside a root (the build context, an image rootfs) are written "/a/b": cleaned as
+ * Go's path.Clean does on "/" + path, so ".." never climbs above "/".
+ * ====================================================================================== */
+
+/* The cleaned form of path taken from "/" ("a/../b/" -> "/b"). Caller frees. */
+char *builder_path_clean(const char *path);
+/* dir joined with path (an absolute path replaces dir), cleaned. Caller frees. */
+char *builder_path_join(const char *dir, const char *path);
+
+/* Looks up one entry of a root without following a final symlink: 0 and *st on success,
+ * -ENOENT / -ENOTDIR when there is none (nothing else set), other < 0 with *err set. When
+ * the entry is a symlink, *ret_target (may be NULL) receives its target (caller frees). */
+typedef int (*builder_lookup_fn)(void *root, const char *path, struct stat *st, char **ret_target,
+                                 struct kerr **err);
+
+/* Resolves path (absolute within the root) through the symlinks of the root as
+ * RESOLVE_IN_ROOT does: absolute targets restart at the root, ".." stops at it. The final
+ * component is followed only when follow_last; components that do not exist are kept as
+ * written. *ret is a cleaned path whose directories are real directories. ELOOP after 40
+ * links. */
+int builder_path_resolve(builder_lookup_fn lookup, void *root, const char *path, bool follow_last,
+                         char **ret, struct kerr **err);
+
+/* ======================================================================================
+ * Rootfs views (rootfs.c)
+ *
+ * A merged view, as overlayfs shows it, of layer directories in overlay format (lowers
+ * bottom first, then the writable upper). A 0/0 character device is a whiteout; a directory
+ * with trusted.overlay.opaque or user.overlay.opaque = "y" hides what is below it; any
+ * non-directory hides a directory below. Paths given to these functions are inside the
+ * view ("/etc/passwd"); symlinks are followed inside the view, never on the host.
+ * ====================================================================================== */
+
+struct builder_rootfs;
+
+/* Takes copies (F_DUPFD_CLOEXEC) of the n_lowers directory fds and of upper_fd (-1: a
+ * read-only view, e.g. of another stage). */
+struct builder_rootfs *builder_rootfs_new(const int *lower_fds, size_t n_lowers, int upper_fd,
+                                          struct kerr **err);
+void builder_rootfs_free(struct builder_rootfs *r);
+
+/* The builder_lookup_fn of a view (root is the struct builder_rootfs *). */
+int builder_rootfs_lookup(void *root, const char *path, struct stat *st, char **ret_target,
+                          struct kerr **err);
+/* Resolves path in the view (see builder_path_resolve). */
+int builder_rootfs_resolve(struct builder_rootfs *r, const char *path, bool follow_last, char **ret,
+                           struct kerr **err);
+/* lstat (follow false) or stat (follow true) of path in the view. A missing path is a
+ * KERR_NOTFOUND error. *ret_path (may be NULL) is the resolved path. */
+int builder_rootfs_stat(struct builder_rootfs *r, const char *path, bool follow, struct stat *st,
+                        char **ret_path, struct kerr **err);
+/* Opens the regular file at path (symlinks followed in the view) for reading. */
+int builder_rootfs_open(struct builder_rootfs *r, const char *path, struct kerr **err);
+/* Reads the file at path into out (at most max bytes; 0: no limit). */
+int builder_rootfs_read_file(struct builder_rootfs *r, const char *path, size_t max,
+                             struct kbuf *out, struct kerr **err);
+/* The names in the directory at path (a resolved path), sorted, whiteouts and hidden lower
+ * entries left out. *ret_names is NULL-terminated; caller frees each and the vector. */
+int builder_rootfs_readdir(struct builder_rootfs *r, const char *path, char ***ret_names,
+                           size_t *ret_n, struct kerr **err);
+
+/* For writing into the upper dir. path is a resolved path (builder_rootfs_resolve). Makes
+ * every directory above path exist in the upper dir: one that the view shows from a lower
+ * layer is copied up (mode, owner, times); a missing one is created 0755 and owned by
+ * uid:gid. Then removes what the upper dir has at path itself unless it is a directory
+ * (a whiteout, or a file being replaced). Returns an O_PATH fd of the parent directory in
+ * the upper dir and sets *ret_name to the last component (pointing into path). */
+int builder_rootfs_prepare(struct builder_rootfs *r, const char *path, uid_t uid, gid_t gid,
+                           const char **ret_name, struct kerr **err);
+/* mkdir -p of a resolved path in the view, as builder_rootfs_prepare creates parents;
+ * an existing directory in the view is copied up. */
+int builder_rootfs_mkdir_p(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid,
+                           gid_t gid, struct kerr **err);
+/* As builder_rootfs_mkdir_p, but a non-directory at path itself is replaced by the new
+ * directory (which hides a lower directory there when one was hidden before). */
+int builder_rootfs_mkdir_replace(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid,
+                                 gid_t gid, struct kerr **err);
+/* The fd of the upper dir (-1 for a read-only view). */
+int builder_rootfs_upper_fd(const struct builder_rootfs *r);
+
+/* ======================================================================================
+ * Build context (context.c)
+ * ====================================================================================== */
+
+struct builder_context;
+
+/* Opens the context directory dir and its ignore file: ignorefile when given (a path as
+ * given on the command line), else dir/.containerignore, else dir/.dockerignore. */
+struct builder_context *builder_context_open(const char *dir, const char *ignorefile,
+                                             struct kerr **err);
+void builder_context_free(struct builder_context *c);
+int builder_context_fd(const struct builder_context *c);
+/* The ignore file's name for messages (".containerignore", ".dockerignore" or the given
+ * path); ".containerignore" when there is none. */
+const char *builder_context_ignore_name(const struct builder_context *c);
+/* True when path ("/a/b" or "a/b") is excluded by the ignore file. */
+bool builder_context_ignored(const struct builder_context *c, const char *path);
+bool builder_context_ignore_has_exceptions(const struct builder_context *c);
+/* The builder_lookup_fn of a context (root is the struct builder_context *). Lookups never
+ * leave the context (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_XDEV). */
+int builder_context_lookup(void *root, const char *path, struct stat *st, char **ret_target,
+                           struct kerr **err);
+/* Opens the regular file at path (a resolved path; symlinks not followed) for reading. */
+int builder_context_open_file(const struct builder_context *c, const char *path, struct kerr **err);
+/* The names in the directory at path (resolved), sorted, ignored ones included. */
+int builder_context_readdir(const struct builder_context *c, const char *path, char ***ret_names,
+                            size_t *ret_n, struct kerr **err);
+
+/* ======================================================================================
+ * COPY and ADD (copy.c)
+ * ====================================================================================== */
+
+/* Where sources come from: the build context, or a rootfs view (COPY --from). name is
+ * used in messages ("stage 'build'"); NULL: "the build context" or "the source image". */
+struct builder_copy_src {
+        struct builder_context *context;
+        struct builder_rootfs *rootfs;
+        const char *name;
+};
+
+/* COPY <<NAME: data becomes a file named name when the destination is a directory. */
+struct builder_copy_heredoc {
+        const char *name;
+        const char *data;
+        size_t len;
+};
+
+struct builder_copy_opts {
+        bool add;                /* ADD: local tar archives (any compression) are extracted */
+        const char *const *srcs; /* expanded source patterns */
+        size_t n_srcs;
+        const struct builder_copy_heredoc *heredocs; /* already expanded when needed */
+        size_t n_heredocs;
+        const char *dest;
+        const char *workdir;         /* relative destinations start here; NULL: "/" */
+        const char *chown;           /* "user[:group]", names looked up in the destination; NULL */
+        const char *chmod;           /* octal; NULL */
+        const char *const *excludes; /* --exclude patterns */
+        size_t n_excludes;
+        bool parents; /* --parents */
+        bool link;    /* --link: accepted, same result */
+        /* Times: sources keep theirs; > clamp becomes clamp when clamp >= 0. Heredoc files
+         * get now (or clamp when >= 0). */
+        long long mtime_clamp;
+};
+
+/* Copies the sources into dst's upper dir with docker's COPY/ADD rules. Errors name the
+ * source or destination (KERR_NOTFOUND for missing sources, KERR_INVALID for bad
+ * arguments). */
+int builder_copy(struct builder_rootfs *dst, const struct builder_copy_src *src,
+                 const struct builder_copy_opts *o, struct kerr **err);
+
+/* Resolves "user[:group]" through dst's /etc/passwd and /etc/group as docker does:
+ * numbers pass through, a numeric user without a group keeps its number as gid, a named
+ * one gets its primary group. */
+int builder_resolve_chown(struct builder_rootfs *dst, const char *spec, uid_t *ret_uid,
+                          gid_t *ret_gid, struct kerr **err);
+
+/* Go's filepath.Match for one path component set: '*' and '?' never match '/'. Returns
+ * 1 on a match, 0 on none, -1 for a malformed pattern. */
+int builder_glob_match(const char *pattern, const char *name);
+
+/* ======================================================================================
+ * Stage executor (build.c)
+ * ====================================================================================== */
