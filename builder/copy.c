@@ -130,10 +130,9 @@ static bool match_here(const char *p, const char *n)
                         if (match_class(&p, c) != 1)
                                 return false;
                         break;
-                case '\\':
-                        p++;
-                        /* fall through */
                 default:
+                        if (*p == '\\')
+                                p++;
                         if (*p != *n)
                                 return false;
                         p++;
