@@ -698,3 +698,40 @@ TEST(corrupt_streams_fail)
         kfs_close(rfd);
         remove_tree(root);
 }
+
+TEST(gnu_tar_layers_apply_with_the_right_diff_id)
+{
+        int tfd, rfd;
+        _cleanup_free_ char *top = scratch(&tfd);
+        _cleanup_free_ char *root = scratch(&rfd);
+        struct kbuf cmd = KBUF_INIT;
+        _cleanup_free_ char *want = NULL;
+        _cleanup_kerr_ struct kerr *err = NULL;
+        _cleanup_close_ int lfd = -1;
+        char got[KDIGEST_STRLEN] = "";
+        struct stat st;
+
+        /* GNU tar pads to 10240 bytes past the end-of-archive blocks: the diff_id covers
+         * those zeros too, as it is the sha256 of the whole uncompressed stream. */
+        mkdirat(tfd, "src", 0755);
+        mkdirat(tfd, "src/usr", 0755);
+        put(tfd, "src/usr/hello", "hello\n", 0755);
+        kbuf_printf(&cmd,
+                    "cd %s && tar --format=gnu -C src -czf l.tgz usr && gzip -dc l.tgz | "
+                    "sha256sum | cut -c1-64",
+                    top);
+        want = run(cmd.data);
+        CHECK(want && strlen(want) == 65);
+        kbuf_truncate(&cmd, 0);
+        kbuf_printf(&cmd, "%s/l.tgz", top);
+        lfd = open(cmd.data, O_RDONLY | O_CLOEXEC);
+        CHECK(lfd >= 0);
+        CHECK(image_layer_apply(lfd, rfd, 0, got, &err) == 0);
+        CHECK(want && strncmp(got + 7, want, 64) == 0);
+        CHECK(fstatat(rfd, "usr/hello", &st, 0) == 0 && (st.st_mode & 07777) == 0755);
+        kbuf_release(&cmd);
+        kfs_close(tfd);
+        kfs_close(rfd);
+        remove_tree(top);
+        remove_tree(root);
+}
