@@ -1279,6 +1279,28 @@ static const char *host_arch(void)
         return u.machine;
 }
 
+/* oci-layout must say which layout version this is; 1.x is what the spec defines. */
+static int check_layout(struct source *src, struct kerr **err)
+{
+        struct kbuf b = KBUF_INIT;
+        json_auto_t *j = NULL;
+        const char *v;
+
+        if (source_meta(src, "oci-layout", &b, err) < 0)
+                return -1;
+        j = kjson_load(b.data, b.len, "oci-layout", err);
+        kbuf_release(&b);
+        if (!j)
+                return -1;
+        v = json_string_value(json_object_get(j, "imageLayoutVersion"));
+        if (!v)
+                return kerr_set(err, 0, KERR_INVALID, "oci-layout: no imageLayoutVersion");
+        if (strncmp(v, "1.", 2) != 0)
+                return kerr_set(err, 0, KERR_UNSUPPORTED,
+                                "oci-layout: image layout version '%s' is not supported", v);
+        return 0;
+}
+
 static int import_oci(struct image_store *s, struct source *src, char ret_id[KDIGEST_STRLEN],
                       struct kerr **err)
 {
@@ -1291,7 +1313,7 @@ static int import_oci(struct image_store *s, struct source *src, char ret_id[KDI
         _cleanup_free_ char *name = NULL, *ref_name = NULL;
         int r = -1;
 
-        if (source_meta(src, "index.json", &b, err) < 0)
+        if (check_layout(src, err) < 0 || source_meta(src, "index.json", &b, err) < 0)
                 return -1;
         if (image_manifest_list_parse(b.data, b.len, "index.json", &d, &n, err) < 0)
                 goto out;

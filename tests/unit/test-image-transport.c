@@ -427,3 +427,72 @@ TEST(corrupt_oci_layout_blob)
         free(r);
         teardown(&f);
 }
+
+static const char *host_arch(void)
+{
+#if defined(__x86_64__)
+        return "amd64";
+#elif defined(__aarch64__)
+        return "arm64";
+#else
+        return "unknown";
+#endif
+}
+
+/* index.json -> an image index -> this platform's manifest, as `skopeo copy --all` lays
+ * out a multi-platform image. */
+TEST(nested_index_picks_this_platform)
+{
+        struct fixture f;
+        struct image_export_opts o = {.compression = IMAGE_COMPRESSION_GZIP};
+        char m[KDIGEST_STRLEN], id[KDIGEST_STRLEN], idxd[KDIGEST_STRLEN], path[256];
+        struct kbuf idx = KBUF_INIT, top = KBUF_INIT;
+        uint64_t msize = 0;
+        struct kerr *err = NULL;
+        char *r;
+        int dfd;
+
+        setup(&f);
+        r = ref(&f, "oci", "layout", ":plain");
+        CHECK(image_export(f.s, f.id, r, &o, m, NULL) == 0);
+        free(r);
+        CHECK(image_blob_size(f.s, m, &msize, NULL) == 0);
+        kbuf_printf(&idx,
+                    "{\"schemaVersion\":2,\"mediaType\":\"" IMAGE_MT_OCI_INDEX "\",\"manifests\":["
+                    "{\"mediaType\":\"" IMAGE_MT_OCI_MANIFEST "\",\"digest\":\"sha256:%064d\","
+                    "\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"s390x\"}},"
+                    "{\"mediaType\":\"" IMAGE_MT_OCI_MANIFEST "\",\"digest\":\"%s\",\"size\":%llu,"
+                    "\"platform\":{\"os\":\"linux\",\"architecture\":\"%s\"}}]}",
+                    0, m, (unsigned long long)msize, host_arch());
+        CHECK(kdigest_buf(idx.data, idx.len, idxd, NULL) == 0);
+        snprintf(path, sizeof(path), "%s/layout", f.dir);
+        dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        snprintf(path, sizeof(path), "blobs/sha256/%s", kdigest_hex(idxd));
+        CHECK(kfs_write_atomic(dfd, path, idx.data, idx.len, 0644, NULL) == 0);
+        kbuf_printf(&top,
+                    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" IMAGE_MT_OCI_INDEX
+                    "\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":{"
+                    "\"org.opencontainers.image.ref.name\":\"multi\"}}]}",
+                    idxd, idx.len);
+        CHECK(kfs_write_atomic(dfd, "index.json", top.data, top.len, 0644, NULL) == 0);
+        r = ref(&f, "oci", "layout", ":multi");
+        CHECK(import_fresh(&f, r, id, &err) == 0);
+        if (err)
+                printf("# %s\n", err->msg);
+        kerr_free(err);
+        CHECK_STREQ(id, f.id);
+        free(r);
+
+        /* Without oci-layout it is not an image layout. */
+        CHECK(unlinkat(dfd, "oci-layout", 0) == 0);
+        r = ref(&f, "oci", "layout", ":multi");
+        err = NULL;
+        CHECK(import_fresh(&f, r, id, &err) < 0);
+        CHECK(err && strstr(err->msg, "oci-layout"));
+        kerr_free(err);
+        free(r);
+        kfs_close(dfd);
+        kbuf_release(&idx);
+        kbuf_release(&top);
+        teardown(&f);
+}
