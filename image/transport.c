@@ -1156,16 +1156,19 @@ static int source_blob_read(struct image_store *s, struct source *src, const cha
         return image_blob_read(s, digest, max, out, err);
 }
 
-/* Bytes of the uncompressed stream of a layer blob (for layer.json's tar_size). */
-static int uncompressed_size(struct image_store *s, const char *digest, uint64_t *ret,
-                             struct kerr **err)
+/* The sha256 and size of the uncompressed stream of a layer blob. */
+static int uncompressed_digest(struct image_store *s, const char *digest,
+                               char ret_digest[KDIGEST_STRLEN], uint64_t *ret_size,
+                               struct kerr **err)
 {
         _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
         _cleanup_close_ int fd = image_blob_open(s, digest, err);
         _cleanup_free_ char *buf = NULL;
+        struct kdigest *d = NULL;
         struct archive_entry *e;
         uint64_t total = 0;
         la_ssize_t n;
+        int r;
 
         if (fd < 0)
                 return -1;
@@ -1176,15 +1179,40 @@ static int uncompressed_size(struct image_store *s, const char *digest, uint64_t
         if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK ||
             archive_read_next_header(a, &e) != ARCHIVE_OK)
                 return kerr_from_archive(err, a, "read layer blob %s", digest);
+        d = kdigest_new(err);
+        if (!d)
+                return -1;
         buf = malloc(COPY_CHUNK);
         if (!buf)
                 abort();
-        while ((n = archive_read_data(a, buf, COPY_CHUNK)) > 0)
+        while ((n = archive_read_data(a, buf, COPY_CHUNK)) > 0) {
+                kdigest_update(d, buf, (size_t)n);
                 total += (uint64_t)n;
-        if (n < 0)
+        }
+        if (n < 0) {
+                kdigest_free(d);
                 return kerr_from_archive(err, a, "read layer blob %s", digest);
-        *ret = total;
+        }
+        r = kdigest_final(d, ret_digest, err);
+        kdigest_free(d);
+        if (r < 0)
+                return -1;
+        *ret_size = total;
         return 0;
+}
+
+/* True when the layer already records blob as one of its forms. */
+static bool layer_has_blob(struct image_store *s, const char *chain, const char *blob)
+{
+        struct image_layer l = {0};
+        bool found = false;
+
+        if (image_layer_get(s, chain, &l, NULL) < 0)
+                return false;
+        for (size_t i = 0; i < l.n_blobs; i++)
+                found = found || strcmp(l.blobs[i].digest, blob) == 0;
+        image_layer_release(&l);
+        return found;
 }
 
 struct imp_layer {
@@ -1244,7 +1272,8 @@ static int store_image(struct image_store *s, const char *config_digest,
                         }
                         if (strcmp(layers[i].digest, want) == 0)
                                 tar_size = layers[i].size;
-                        else if (uncompressed_size(s, layers[i].digest, &tar_size, err) < 0) {
+                        else if (uncompressed_digest(s, layers[i].digest, got, &tar_size, err) <
+                                 0) {
                                 image_store_rmtree(dir, NULL);
                                 return -1;
                         }
@@ -1252,6 +1281,18 @@ static int store_image(struct image_store *s, const char *config_digest,
                                 image_store_rmtree(dir, NULL);
                                 return -1;
                         }
+                } else if (layers[i].media_type && strcmp(layers[i].digest, want) != 0 &&
+                           !layer_has_blob(s, chain, layers[i].digest)) {
+                        /* The layer is here already: before this blob is recorded as a form
+                         * of it (and reused by the next export), it must really be one. */
+                        uint64_t size;
+
+                        if (uncompressed_digest(s, layers[i].digest, got, &size, err) < 0)
+                                return -1;
+                        if (strcmp(got, want) != 0)
+                                return kerr_set(err, 0, KERR_DIGEST,
+                                                "layer %s unpacks to %s, but the config says %s",
+                                                layers[i].digest, got, want);
                 }
                 if (layers[i].media_type &&
                     image_layer_add_blob(s, chain, layers[i].digest, layers[i].media_type,

@@ -496,3 +496,78 @@ TEST(nested_index_picks_this_platform)
         kbuf_release(&top);
         teardown(&f);
 }
+
+static int kbuf_sink(void *ctx, const void *p, size_t n, struct kerr **err)
+{
+        (void)err;
+        kbuf_append(ctx, p, n);
+        return 0;
+}
+
+/* A manifest that calls some other blob a form of a layer the store already has must not
+ * get that blob recorded (the next export would ship it). */
+TEST(lying_manifest_for_a_known_layer)
+{
+        static const char zeros[1024];
+        struct fixture f;
+        struct image_export_opts o = {.compression = IMAGE_COMPRESSION_GZIP};
+        char m[KDIGEST_STRLEN], id[KDIGEST_STRLEN], fake[KDIGEST_STRLEN], md[KDIGEST_STRLEN];
+        char path[256];
+        struct kbuf gz = KBUF_INIT, man = KBUF_INIT, top = KBUF_INIT;
+        struct image_compressor *z;
+        struct image_manifest *mf;
+        struct kerr *err = NULL;
+        char *r;
+        int dfd;
+
+        setup(&f);
+        r = ref(&f, "oci", "layout", ":v1");
+        CHECK(image_export(f.s, f.id, r, &o, m, NULL) == 0);
+        free(r);
+        z = image_compressor_new(IMAGE_COMPRESSION_GZIP, 0, 1, kbuf_sink, &gz, NULL);
+        CHECK(z && image_compressor_write(z, zeros, sizeof(zeros), NULL) == 0 &&
+              image_compressor_finish(z, NULL) == 0);
+        image_compressor_free(z);
+        CHECK(kdigest_buf(gz.data, gz.len, fake, NULL) == 0);
+        snprintf(path, sizeof(path), "%s/layout", f.dir);
+        dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        snprintf(path, sizeof(path), "blobs/sha256/%s", kdigest_hex(fake));
+        CHECK(kfs_write_atomic(dfd, path, gz.data, gz.len, 0644, NULL) == 0);
+        snprintf(path, sizeof(path), "blobs/sha256/%s", kdigest_hex(m));
+        CHECK(kfs_read_file(dfd, path, 0, &man, NULL) == 0);
+        mf = image_manifest_parse(man.data, man.len, "m", NULL);
+        CHECK(mf != NULL);
+        if (!mf)
+                return;
+        memcpy(mf->layers[0].digest, fake, KDIGEST_STRLEN);
+        mf->layers[0].size = gz.len;
+        kbuf_truncate(&man, 0);
+        CHECK(image_manifest_serialize(mf, &man, NULL) == 0);
+        image_manifest_free(mf);
+        CHECK(kdigest_buf(man.data, man.len, md, NULL) == 0);
+        snprintf(path, sizeof(path), "blobs/sha256/%s", kdigest_hex(md));
+        CHECK(kfs_write_atomic(dfd, path, man.data, man.len, 0644, NULL) == 0);
+        kbuf_printf(&top,
+                    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" IMAGE_MT_OCI_MANIFEST
+                    "\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":{"
+                    "\"org.opencontainers.image.ref.name\":\"evil\"}}]}",
+                    md, man.len);
+        CHECK(kfs_write_atomic(dfd, "index.json", top.data, top.len, 0644, NULL) == 0);
+        r = ref(&f, "oci", "layout", ":evil");
+        /* Into the store that has the layers: nothing is applied, the blob is checked. */
+        CHECK(image_import(f.s, r, id, &err) < 0);
+        CHECK(err && err->code == KERR_DIGEST && strstr(err->msg, fake) &&
+              strstr(err->msg, "unpacks to"));
+        kerr_free(err);
+        err = NULL;
+        /* Into a fresh store: the layer is applied and found wrong. */
+        CHECK(import_fresh(&f, r, id, &err) < 0);
+        CHECK(err && err->code == KERR_DIGEST && strstr(err->msg, "unpacks to"));
+        kerr_free(err);
+        free(r);
+        kfs_close(dfd);
+        kbuf_release(&gz);
+        kbuf_release(&man);
+        kbuf_release(&top);
+        teardown(&f);
+}
