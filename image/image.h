@@ -288,7 +288,9 @@ struct image_config {
 struct image_config *image_config_new(void);
 struct image_config *image_config_dup(const struct image_config *c);
 void image_config_free(struct image_config *c);
-/* Parses a config blob; name is used in errors. */
+/* Parses a config blob; name is used in errors (KERR_PARSE with line and column for bad
+ * JSON or a duplicate key, KERR_INVALID naming the field for a wrong type). Fields kiln does
+ * not model, and nulls and empty lists it cannot tell apart, are kept in extra. */
 struct image_config *image_config_parse(const void *data, size_t len, const char *name,
                                         struct kerr **err);
 /* Serialises with sorted keys and no white space, so equal configs give equal digests. */
@@ -336,8 +338,9 @@ struct image_manifest {
 void image_manifest_free(struct image_manifest *m);
 /* Serialises a manifest (schemaVersion 2) in the format's media types. */
 int image_manifest_serialize(const struct image_manifest *m, struct kbuf *out, struct kerr **err);
-/* Parses an OCI or docker schema 2 manifest; an index or list fails with KERR_UNSUPPORTED
- * (use image_manifest_list_parse). */
+/* Parses an OCI or docker schema 2 manifest (at most 4 MiB; schemaVersion 2; valid sha256
+ * digests; non-negative sizes); an index or list, or an unknown manifest, config or layer
+ * media type, fails with KERR_UNSUPPORTED naming it (use image_manifest_list_parse). */
 struct image_manifest *image_manifest_parse(const void *data, size_t len, const char *name,
                                             struct kerr **err);
 /* Parses an OCI index or docker manifest list into its descriptors. */
@@ -357,13 +360,23 @@ struct image_export_opts {
         size_t n_annotations;
 };
 
-/* Exports the image id to dest ("oci:…", "oci-archive:…", "docker-archive:…"); layers are
- * compressed once and the blobs kept in the store for the next export or push. The
- * manifest digest is returned when ret_manifest is not NULL. */
+/* Exports the image id (or a name image_index_resolve knows) to dest ("oci:…",
+ * "oci-archive:…", "docker-archive:…"; the path ends at the first ':'); layers are compressed
+ * once and the blobs kept in the store for the next export or push. An OCI layout that
+ * exists keeps its other entries (one with the same tag is replaced); archives are written
+ * to a temp file and renamed. The manifest digest is returned when ret_manifest is not
+ * NULL; a docker archive carries no manifest, so it is then the digest of the docker
+ * schema 2 manifest that describes its uncompressed layers (not stored). opts may be NULL
+ * (OCI, gzip). */
 int image_export(struct image_store *s, const char *id, const char *dest,
                  const struct image_export_opts *opts, char ret_manifest[KDIGEST_STRLEN],
                  struct kerr **err);
-/* Imports from src (same transports) into the store; returns the image id. */
+/* Imports from src (same transports) into the store; returns the image id (the config
+ * digest). Archives are read once, every file through the blob writer (nothing else is
+ * written); each blob is checked against its digest and each layer against its diff_id.
+ * The image is named after TAG/REF when given (as podman names it), else, for an archive,
+ * after the tag it carries. An index listing several images needs a TAG; a nested index
+ * resolves to this platform. */
 int image_import(struct image_store *s, const char *src, char ret_id[KDIGEST_STRLEN],
                  struct kerr **err);
 /* True when ref starts with one of the transports above. */

@@ -439,8 +439,10 @@ static int export_oci_dir(struct image_store *s, const struct tref *t, const str
 
                 if (asprintf(&name, "%s/index.json", t->path) < 0)
                         abort();
-                if (kfs_read_fd(ifd, name, IMAGE_MANIFEST_MAX, &cur, err) < 0)
+                if (kfs_read_fd(ifd, name, IMAGE_MANIFEST_MAX, &cur, err) < 0) {
+                        kbuf_release(&cur);
                         return -1;
+                }
                 idx = kjson_load(cur.data, cur.len, name, err);
                 kbuf_release(&cur);
                 if (!idx)
