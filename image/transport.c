@@ -259,7 +259,8 @@ static int layer_blob(struct image_store *s, struct exp_layer *el, enum image_co
                 return kerr_wrap(err, "write the tar of layer %s", el->diff_id);
         if (strcmp(got, el->diff_id) != 0)
                 return kerr_set(err, 0, KERR_DIGEST,
-                                "layer %s: its directory now gives %s; the store is damaged",
+                                "layer %s: its directory now gives %s; it changed after commit, or "
+                                "was committed from a tar with clamped times",
                                 el->diff_id, got);
         if (image_blob_writer_commit(w, NULL, el->digest, &el->size, err) < 0)
                 return -1;
@@ -692,10 +693,12 @@ static int export_docker_archive(struct image_store *s, const struct tref *t,
                     image_layer_tar(dfd, &topts, aw_sink, &c, got, &size, err) < 0)
                         return kerr_wrap(err, "write layer %s", el->diff_id);
                 if (strcmp(got, el->diff_id) != 0 || c.left != 0)
-                        return kerr_set(err, 0, KERR_DIGEST,
-                                        "layer %s: its directory now gives %s (%llu bytes); the "
-                                        "store is damaged",
-                                        el->diff_id, got, (unsigned long long)size);
+                        return kerr_set(
+                                err, 0, KERR_DIGEST,
+                                "layer %s: its directory now gives %s (%llu bytes); it changed "
+                                "after commit, or was committed from a tar with clamped "
+                                "times",
+                                el->diff_id, got, (unsigned long long)size);
         }
         set_new(entry, "Config", json_string(cname));
         if (name)
