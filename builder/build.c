@@ -1,5 +1,1295 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The stage executor: resolves the stage graph of a parsed Containerfile, expands each
+ * instruction in the scope docker gives it, applies config instructions to the image
+ * config, turns COPY/ADD into layers, and commits the target stage as an image. */
 #include "builder/builder.h"
 #include "builder/internal.h"
 
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "common/err.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "parser/parser.h"
 #include "common/banned.h"
+
+/* ---- small string vectors ---- */
+
+struct strv {
+        char **v;
+        size_t n;
+};
+
+static void strv_push(struct strv *sv, const char *s)
+{
+        sv->v = kreallocarray(sv->v, sv->n + 2, sizeof(*sv->v));
+        sv->v[sv->n++] = kstrdup(s);
+        sv->v[sv->n] = NULL;
+}
+
+static void strv_release(struct strv *sv)
+{
+        for (size_t i = 0; i < sv->n; i++)
+                free(sv->v[i]);
+        free(sv->v);
+        sv->v = NULL;
+        sv->n = 0;
+}
+
+/* "NAME=value" entries; setting a name replaces its entry. */
+static void vars_set(struct strv *vars, const char *name, const char *value)
+{
+        size_t nl = strlen(name);
+        struct kbuf b = KBUF_INIT;
+
+        kbuf_printf(&b, "%s=%s", name, value);
+        for (size_t i = 0; i < vars->n; i++) {
+                if (strncmp(vars->v[i], name, nl) == 0 && vars->v[i][nl] == '=') {
+                        free(vars->v[i]);
+                        vars->v[i] = kbuf_detach(&b);
+                        return;
+                }
+        }
+        strv_push(vars, b.data);
+        kbuf_release(&b);
+}
+
+static const char *vars_get(const struct strv *vars, const char *name)
+{
+        size_t nl = strlen(name);
+
+        for (size_t i = vars->n; i-- > 0;)
+                if (strncmp(vars->v[i], name, nl) == 0 && vars->v[i][nl] == '=')
+                        return vars->v[i] + nl + 1;
+        return NULL;
+}
+
+/* ---- the build ---- */
+
+struct stage_result {
+        struct image_config *cfg;
+        struct strv chain; /* chain ids, bottom first */
+        bool built;
+};
+
+struct build {
+        struct image_store *s;
+        const struct builder_opts *o;
+        struct parser_file *f;
+        struct builder_context *ctx;
+        struct strv build_args; /* from --build-arg */
+        struct strv meta;       /* global ARGs in effect */
+        struct strv platform;   /* TARGETPLATFORM and friends */
+        struct stage_result *results;
+        char *created;
+        char arch[sizeof(((struct utsname *)0)->machine)];
+        size_t stage_no, n_needed;
+};
+
+static void progress(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void progress(struct build *b, const char *fmt, ...)
+{
+        struct kbuf line = KBUF_INIT;
+        va_list ap;
+
+        if (!b->o->progress)
+                return;
+        va_start(ap, fmt);
+        kbuf_vprintf(&line, fmt, ap);
+        va_end(ap);
+        b->o->progress(b->o->progress_ctx, line.data);
+        kbuf_release(&line);
+}
+
+/* Fails with the instruction's position, as the parser's errors do. */
+static int instr_fail(struct build *b, const struct parser_instr *in, struct kerr **err)
+{
+        char *inner = NULL;
+
+        if (err && *err) {
+                inner = kerr_format(*err);
+                kerr_free(*err);
+                *err = NULL;
+        }
+        return kerr_set_at(err, KERR_INVALID, b->f->name, in->pos.line, in->pos.col,
+                           "building at STEP \"%s\": %s", in->original, inner ? inner : "failed");
+}
+
+static const char *go_arch(const char *machine)
+{
+        static const struct {
+                const char *uname, *go;
+        } map[] = {
+                {"x86_64", "amd64"},    {"aarch64", "arm64"},   {"armv7l", "arm"},
+                {"i686", "386"},        {"ppc64le", "ppc64le"}, {"s390x", "s390x"},
+                {"riscv64", "riscv64"},
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+                if (strcmp(map[i].uname, machine) == 0)
+                        return map[i].go;
+        return machine;
+}
+
+static char *format_time(int64_t timestamp)
+{
+        struct timespec ts;
+        struct tm tm;
+        char buf[64];
+        struct kbuf b = KBUF_INIT;
+
+        if (timestamp >= 0) {
+                ts.tv_sec = (time_t)timestamp;
+                ts.tv_nsec = 0;
+        } else {
+                clock_gettime(CLOCK_REALTIME, &ts);
+        }
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+        kbuf_puts(&b, buf);
+        if (ts.tv_nsec)
+                kbuf_printf(&b, ".%09ld", ts.tv_nsec);
+        kbuf_putc(&b, 'Z');
+        return kbuf_detach(&b);
+}
+
+static void init_platform(struct build *b)
+{
+        struct utsname u;
+        struct kbuf p = KBUF_INIT;
+
+        if (uname(&u) == 0)
+                snprintf(b->arch, sizeof(b->arch), "%s", go_arch(u.machine));
+        else
+                snprintf(b->arch, sizeof(b->arch), "amd64");
+        kbuf_printf(&p, "linux/%s", b->arch);
+        vars_set(&b->platform, "TARGETPLATFORM", p.data);
+        vars_set(&b->platform, "TARGETOS", "linux");
+        vars_set(&b->platform, "TARGETARCH", b->arch);
+        vars_set(&b->platform, "TARGETVARIANT", "");
+        vars_set(&b->platform, "BUILDPLATFORM", p.data);
+        vars_set(&b->platform, "BUILDOS", "linux");
+        vars_set(&b->platform, "BUILDARCH", b->arch);
+        vars_set(&b->platform, "BUILDVARIANT", "");
+        kbuf_release(&p);
+}
+
+static int parse_build_args(struct build *b, struct kerr **err)
+{
+        for (size_t i = 0; i < b->o->n_build_args; i++) {
+                const char *a = b->o->build_args[i];
+                const char *eq = strchr(a, '=');
+
+                if (eq == a || !*a)
+                        return kerr_set(err, 0, KERR_USAGE, "invalid --build-arg '%s'", a);
+                if (eq) {
+                        char *name = kstrndup(a, (size_t)(eq - a));
+                        vars_set(&b->build_args, name, eq + 1);
+                        free(name);
+                } else if (getenv(a)) {
+                        /* "--build-arg K" takes K from the environment, as podman does. */
+                        vars_set(&b->build_args, a, getenv(a));
+                }
+        }
+        return 0;
+}
+
+/* ---- expansion ---- */
+
+/* The environment an instruction of a stage expands in: its declared ARGs, then its ENV
+ * (ENV wins over an ARG of the same name, as docker has it). */
+static void stage_env(const struct strv *args, const struct image_config *cfg, struct strv *out)
+{
+        for (size_t i = 0; i < args->n; i++)
+                strv_push(out, args->v[i]);
+        for (size_t i = 0; cfg && i < cfg->n_env; i++)
+                strv_push(out, cfg->env[i]);
+}
+
+static int expand(const struct build *b, const struct strv *env, const char *word, char **ret,
+                  struct kerr **err)
+{
+        struct parser_env pe = {(const char *const *)env->v, env->n};
+
+        return parser_expand_word(word, b->f->escape, &pe, ret, err);
+}
+
+static int expand_words(const struct build *b, const struct strv *env, const char *s,
+                        struct strv *out, struct kerr **err)
+{
+        struct parser_env pe = {(const char *const *)env->v, env->n};
+        char **v = NULL;
+        size_t n = 0;
+
+        if (parser_expand_words(s, b->f->escape, &pe, &v, &n, err) < 0)
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                strv_push(out, v[i]);
+                free(v[i]);
+        }
+        free(v);
+        return 0;
+}
+
+/* ---- global ARGs and the stage graph ---- */
+
+static int eval_meta_args(struct build *b, struct kerr **err)
+{
+        for (size_t i = 0; i < b->f->n_meta_args; i++) {
+                const struct parser_instr *in = b->f->meta_args[i];
+
+                for (size_t k = 0; k < in->n_kvs; k++) {
+                        const struct parser_kv *kv = &in->kvs[k];
+                        const char *given = vars_get(&b->build_args, kv->key);
+                        _cleanup_free_ char *val = NULL;
+                        struct strv env = {0};
+                        int r = 0;
+
+                        if (given) {
+                                vars_set(&b->meta, kv->key, given);
+                                continue;
+                        }
+                        if (!kv->value)
+                                continue;
+                        stage_env(&b->platform, NULL, &env);
+                        for (size_t m = 0; m < b->meta.n; m++)
+                                strv_push(&env, b->meta.v[m]);
+                        r = expand(b, &env, kv->value, &val, err);
+                        strv_release(&env);
+                        if (r < 0)
+                                return instr_fail(b, in, err);
+                        vars_set(&b->meta, kv->key, val);
+                }
+        }
+        return 0;
+}
+
+/* The base of a stage: FROM's argument expanded with the global ARGs. */
+static int stage_base(const struct build *b, const struct parser_stage *st, char **ret,
+                      struct kerr **err)
+{
+        struct strv env = {0};
+        int r;
+
+        if (st->from->n_args < 1)
+                return kerr_set(err, 0, KERR_INVALID, "FROM requires an image");
+        stage_env(&b->platform, NULL, &env);
+        for (size_t i = 0; i < b->meta.n; i++)
+                strv_push(&env, b->meta.v[i]);
+        r = expand(b, &env, st->from->args[0], ret, err);
+        strv_release(&env);
+        return r;
+}
+
+/* The index of the earlier stage that ref names, or -1 (ref is an image). */
+static long stage_ref(const struct build *b, size_t cur, const char *ref)
+{
+        char *end = NULL;
+        unsigned long idx;
+
+        for (size_t i = 0; i < cur; i++)
+                if (b->f->stages[i].name && strcasecmp(b->f->stages[i].name, ref) == 0)
+                        return (long)i;
+        if (ref[0] >= '0' && ref[0] <= '9') {
+                idx = strtoul(ref, &end, 10);
+                if (*end == '\0' && idx < cur)
+                        return (long)idx;
+        }
+        return -1;
+}
+
+/* Marks the stages that the target needs: itself, the stages its FROM and COPY --from
+ * name, recursively. */
+static int mark_needed(struct build *b, size_t idx, bool *needed, struct kerr **err)
+{
+        const struct parser_stage *st = &b->f->stages[idx];
+        _cleanup_free_ char *base = NULL;
+        long dep;
+
+        if (needed[idx])
+                return 0;
+        needed[idx] = true;
+        if (stage_base(b, st, &base, err) < 0)
+                return instr_fail(b, st->from, err);
+        dep = stage_ref(b, idx, base);
+        if (dep >= 0 && mark_needed(b, (size_t)dep, needed, err) < 0)
+                return -1;
+        for (size_t i = 0; i < st->n_instrs; i++) {
+                const struct parser_instr *in = st->instrs[i];
+                const struct parser_flag *fl = parser_instr_flag(in, "from");
+
+                if ((in->kind != PARSER_COPY && in->kind != PARSER_ADD) || !fl || !fl->value)
+                        continue;
+                dep = stage_ref(b, idx, fl->value);
+                if (dep >= 0 && mark_needed(b, (size_t)dep, needed, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static int find_target(const struct build *b, size_t *ret, struct kerr **err)
+{
+        const struct parser_stage *st;
+
+        if (!b->o->target) {
+                *ret = b->f->n_stages - 1;
+                return 0;
+        }
+        st = parser_file_stage(b->f, b->o->target);
+        if (!st)
+                return kerr_set(err, 0, KERR_NOTFOUND, "target stage '%s' not found in '%s'",
+                                b->o->target, b->f->name);
+        *ret = st->index;
+        return 0;
+}
+
+/* ---- bases ---- */
+
+static void result_release(struct stage_result *r)
+{
+        image_config_free(r->cfg);
+        strv_release(&r->chain);
+        r->cfg = NULL;
+        r->built = false;
+}
+
+static int load_image(struct build *b, const char *id, struct stage_result *res, struct kerr **err)
+{
+        struct kbuf data = KBUF_INIT;
+        char parent[KDIGEST_STRLEN] = "";
+
+        if (image_blob_read(b->s, id, 16u << 20, &data, err) < 0)
+                return -1;
+        res->cfg = image_config_parse(data.data, data.len, id, err);
+        kbuf_release(&data);
+        if (!res->cfg)
+                return -1;
+        for (size_t i = 0; i < res->cfg->n_diff_ids; i++) {
+                char chain[KDIGEST_STRLEN];
+
+                if (image_chain_id(parent[0] ? parent : NULL, res->cfg->diff_ids[i], chain, err) <
+                    0)
+                        return -1;
+                if (!image_layer_exists(b->s, chain))
+                        return kerr_set(err, 0, KERR_NOTFOUND,
+                                        "image %s: layer %s (diff_id %s) is not in the store", id,
+                                        chain, res->cfg->diff_ids[i]);
+                strv_push(&res->chain, chain);
+                memcpy(parent, chain, sizeof(parent));
+        }
+        return 0;
+}
+
+static int resolve_base(struct build *b, size_t idx, const char *base, struct stage_result *res,
+                        struct kerr **err)
+{
+        char id[KDIGEST_STRLEN];
+        long dep = stage_ref(b, idx, base);
+
+        if (dep >= 0) {
+                const struct stage_result *from = &b->results[dep];
+
+                res->cfg = image_config_dup(from->cfg);
+                for (size_t i = 0; i < from->chain.n; i++)
+                        strv_push(&res->chain, from->chain.v[i]);
+                return 0;
+        }
+        if (strcmp(base, "scratch") == 0) {
+                res->cfg = image_config_new();
+                return 0;
+        }
+        if (image_is_transport(base)) {
+                if (image_import(b->s, base, id, err) < 0)
+                        return kerr_wrap(err, "import '%s'", base);
+        } else if (image_index_resolve(b->s, base, id, err) < 0) {
+                return -1;
+        }
+        return load_image(b, id, res, err);
+}
+
+/* ---- layers ---- */
+
+static int discard_sink(void *ctx, const void *p, size_t n, struct kerr **err)
+{
+        (void)ctx;
+        (void)p;
+        (void)n;
+        (void)err;
+        return 0;
+}
+
+static bool dir_is_empty(const char *path)
+{
+        /* glibc's opendir opens with O_CLOEXEC. */
+        DIR *d = opendir(path);
+        struct dirent *de;
+        bool empty = true;
+
+        if (!d)
+                return false;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+                        empty = false;
+                        break;
+                }
+        closedir(d);
+        return empty;
+}
+
+/* Turns a step's upper dir into a layer on top of res (or into nothing when the step
+ * changed nothing) and records the history entry. The dir is consumed. */
+static int commit_layer(struct build *b, struct stage_result *res, const char *upper,
+                        const char *created_by, struct kerr **err)
+{
+        /* Times were clamped in the tree itself, so export regenerates the same stream. */
+        struct image_tar_opts topts = {.clamp_mtime = -1};
+        char diff_id[KDIGEST_STRLEN], chain[KDIGEST_STRLEN];
+        uint64_t size = 0;
+        _cleanup_close_ int fd = -1;
+
+        if (dir_is_empty(upper)) {
+                image_store_rmtree(upper, NULL);
+                image_config_add_history(res->cfg, b->created, created_by, true);
+                return 0;
+        }
+        fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s'", upper);
+        if (image_layer_tar(fd, &topts, discard_sink, NULL, diff_id, &size, err) < 0)
+                return kerr_wrap(err, "hash layer");
+        if (image_layer_commit(b->s, res->chain.n ? res->chain.v[res->chain.n - 1] : NULL, diff_id,
+                               size, upper, chain, err) < 0)
+                return -1;
+        strv_push(&res->chain, chain);
+        image_config_add_diff_id(res->cfg, diff_id);
+        image_config_add_history(res->cfg, b->created, created_by, false);
+        return 0;
+}
+
+/* ---- config instructions ---- */
+
+static void set_strv(char ***dst, size_t *n, bool *has, char *const *src, size_t m)
+{
+        for (size_t i = 0; i < *n; i++)
+                free((*dst)[i]);
+        free(*dst);
+        *dst = kcalloc(m + 1, sizeof(**dst));
+        for (size_t i = 0; i < m; i++)
+                (*dst)[i] = kstrdup(src[i]);
+        *n = m;
+        if (has)
+                *has = true;
+}
+
+/* CMD, ENTRYPOINT and HEALTHCHECK CMD in shell form run under the stage's SHELL. */
+static void command_argv(const struct image_config *cfg, const struct parser_instr *in,
+                         struct strv *out)
+{
+        static const char *const default_shell[] = {"/bin/sh", "-c"};
+
+        if (in->json) {
+                for (size_t i = 0; i < in->n_args; i++)
+                        strv_push(out, in->args[i]);
+                return;
+        }
+        if (cfg->has_shell && cfg->n_shell) {
+                for (size_t i = 0; i < cfg->n_shell; i++)
+                        strv_push(out, cfg->shell[i]);
+        } else {
+                strv_push(out, default_shell[0]);
+                strv_push(out, default_shell[1]);
+        }
+        strv_push(out, in->n_args ? in->args[0] : "");
+}
+
+static void add_unique(char ***v, size_t *n, const char *s)
+{
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp((*v)[i], s) == 0)
+                        return;
+        *v = kreallocarray(*v, *n + 2, sizeof(**v));
+        (*v)[(*n)++] = kstrdup(s);
+        (*v)[*n] = NULL;
+}
+
+/* EXPOSE: "80" means 80/tcp; a range "7000-7002/udp" exposes each port, as docker does. */
+static int expose_port(struct image_config *cfg, const char *spec, struct kerr **err)
+{
+        const char *slash = strchr(spec, '/');
+        _cleanup_free_ char *ports = kstrndup(spec, slash ? (size_t)(slash - spec) : strlen(spec));
+        const char *proto = slash ? slash + 1 : "tcp";
+        char *dash = strchr(ports, '-'), *end = NULL;
+        unsigned long lo, hi;
+        struct kbuf b = KBUF_INIT;
+
+        if (strcasecmp(proto, "tcp") != 0 && strcasecmp(proto, "udp") != 0 &&
+            strcasecmp(proto, "sctp") != 0)
+                return kerr_set(err, 0, KERR_INVALID, "invalid protocol '%s' in EXPOSE '%s'", proto,
+                                spec);
+        if (dash)
+                *dash = '\0';
+        lo = strtoul(ports, &end, 10);
+        if (!*ports || *end || lo > 65535)
+                return kerr_set(err, 0, KERR_INVALID, "invalid port '%s' in EXPOSE", spec);
+        hi = lo;
+        if (dash) {
+                hi = strtoul(dash + 1, &end, 10);
+                if (!dash[1] || *end || hi > 65535 || hi < lo)
+                        return kerr_set(err, 0, KERR_INVALID, "invalid port range '%s' in EXPOSE",
+                                        spec);
+        }
+        for (unsigned long p = lo; p <= hi; p++) {
+                kbuf_truncate(&b, 0);
+                kbuf_printf(&b, "%lu/", p);
+                for (const char *c = proto; *c; c++)
+                        kbuf_putc(&b, (char)tolower((unsigned char)*c));
+                add_unique(&cfg->exposed_ports, &cfg->n_exposed_ports, b.data);
+        }
+        kbuf_release(&b);
+        return 0;
+}
+
+/* path.Join(base, rel) then Clean, for WORKDIR. */
+static char *join_clean(const char *base, const char *rel)
+{
+        struct kbuf in = KBUF_INIT, out = KBUF_INIT;
+        const char *p;
+
+        if (rel[0] != '/')
+                kbuf_printf(&in, "%s/", base && *base ? base : "/");
+        kbuf_puts(&in, rel);
+        kbuf_putc(&out, '/');
+        p = in.data;
+        while (*p) {
+                size_t n;
+
+                while (*p == '/')
+                        p++;
+                n = strcspn(p, "/");
+                if (n == 0)
+                        break;
+                if (n == 1 && p[0] == '.') {
+                        /* nothing */
+                } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+                        char *last = strrchr(out.data, '/');
+                        kbuf_truncate(&out,
+                                      last && last != out.data ? (size_t)(last - out.data) : 1);
+                } else {
+                        if (out.len > 1)
+                                kbuf_putc(&out, '/');
+                        kbuf_append(&out, p, n);
+                }
+                p += n;
+        }
+        kbuf_release(&in);
+        return kbuf_detach(&out);
+}
+
+static void set_healthcheck(struct image_config *cfg, const struct parser_instr *in)
+{
+        struct image_healthcheck *h = kcalloc(1, sizeof(*h));
+        struct strv test = {0};
+
+        if (in->health.none) {
+                strv_push(&test, "NONE");
+        } else if (in->json) {
+                strv_push(&test, "CMD");
+                for (size_t i = 0; i < in->n_args; i++)
+                        strv_push(&test, in->args[i]);
+        } else {
+                strv_push(&test, "CMD-SHELL");
+                strv_push(&test, in->n_args ? in->args[0] : "");
+        }
+        h->test = test.v;
+        h->n_test = test.n;
+        h->interval = in->health.interval > 0 ? in->health.interval : 0;
+        h->timeout = in->health.timeout > 0 ? in->health.timeout : 0;
+        h->start_period = in->health.start_period > 0 ? in->health.start_period : 0;
+        h->start_interval = in->health.start_interval > 0 ? in->health.start_interval : 0;
+        h->retries = in->health.retries > 0 ? (int)in->health.retries : 0;
+        if (cfg->healthcheck) {
+                for (size_t i = 0; i < cfg->healthcheck->n_test; i++)
+                        free(cfg->healthcheck->test[i]);
+                free(cfg->healthcheck->test);
+                free(cfg->healthcheck);
+        }
+        cfg->healthcheck = h;
+}
+
+static void replace_str(char **dst, const char *src)
+{
+        free(*dst);
+        *dst = src ? kstrdup(src) : NULL;
+}
+
+/* ---- stages ---- */
+
+struct stage_run {
+        struct build *b;
+        size_t idx;
+        struct stage_result *res;
+        struct strv args; /* the stage's declared ARGs that have a value */
+        bool cmd_set;     /* CMD was given in this stage */
+};
+
+static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,
+                      struct kerr **err);
+static int stage_workdir_create(struct stage_run *sr, const char *dir, struct kerr **err);
+
+static char *nop_created_by(const struct parser_instr *in)
+{
+        struct kbuf b = KBUF_INIT;
+
+        kbuf_printf(&b, "/bin/sh -c #(nop) %s", in->original);
+        return kbuf_detach(&b);
+}
+
+static int run_arg(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,
+                   struct kerr **err)
+{
+        struct build *b = sr->b;
+
+        for (size_t k = 0; k < in->n_kvs; k++) {
+                const struct parser_kv *kv = &in->kvs[k];
+                const char *given = vars_get(&b->build_args, kv->key);
+                const char *inherited = vars_get(&b->meta, kv->key);
+                const char *platform = vars_get(&b->platform, kv->key);
+                _cleanup_free_ char *val = NULL;
+
+                if (given) {
+                        vars_set(&sr->args, kv->key, given);
+                } else if (kv->value) {
+                        if (expand(b, env, kv->value, &val, err) < 0)
+                                return -1;
+                        vars_set(&sr->args, kv->key, val);
+                } else if (inherited) {
+                        vars_set(&sr->args, kv->key, inherited);
+                } else if (platform) {
+                        vars_set(&sr->args, kv->key, platform);
+                }
+        }
+        return 0;
+}
+
+static int run_config(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,
+                      struct kerr **err)
+{
+        struct image_config *cfg = sr->res->cfg;
+        struct build *b = sr->b;
+        struct strv words = {0};
+        _cleanup_free_ char *val = NULL;
+        int r = 0;
+
+        switch (in->kind) {
+        case PARSER_ENV: {
+                struct strv keys = {0}, vals = {0};
+
+                /* Every value sees the environment from before this ENV, as in docker. */
+                for (size_t k = 0; k < in->n_kvs && r == 0; k++) {
+                        _cleanup_free_ char *v = NULL;
+
+                        r = expand(b, env, in->kvs[k].value ? in->kvs[k].value : "", &v, err);
+                        if (r == 0) {
+                                strv_push(&keys, in->kvs[k].key);
+                                strv_push(&vals, v);
+                        }
+                }
+                for (size_t k = 0; r == 0 && k < keys.n; k++)
+                        image_config_set_env(cfg, keys.v[k], vals.v[k]);
+                strv_release(&keys);
+                strv_release(&vals);
+                break;
+        }
+        case PARSER_LABEL:
+                for (size_t k = 0; k < in->n_kvs && r == 0; k++) {
+                        _cleanup_free_ char *key = NULL, *v = NULL;
+
+                        r = expand(b, env, in->kvs[k].key, &key, err);
+                        if (r == 0)
+                                r = expand(b, env, in->kvs[k].value ? in->kvs[k].value : "", &v,
+                                           err);
+                        if (r == 0)
+                                image_config_set_label(cfg, key, v);
+                }
+                break;
+        case PARSER_MAINTAINER:
+                replace_str(&cfg->author, in->n_args ? in->args[0] : "");
+                break;
+        case PARSER_USER:
+                if ((r = expand(b, env, in->args[0], &val, err)) == 0)
+                        replace_str(&cfg->user, val);
+                break;
+        case PARSER_STOPSIGNAL:
+                if ((r = expand(b, env, in->args[0], &val, err)) == 0)
+                        replace_str(&cfg->stop_signal, val);
+                break;
+        case PARSER_WORKDIR: {
+                _cleanup_free_ char *dir = NULL;
+
+                if ((r = expand(b, env, in->args[0], &val, err)) < 0)
+                        break;
+                dir = join_clean(cfg->working_dir, val);
+                replace_str(&cfg->working_dir, dir);
+                /* WORKDIR makes a layer only when it creates the directory. */
+                return stage_workdir_create(sr, dir, err);
+        }
+        case PARSER_EXPOSE:
+                for (size_t i = 0; i < in->n_args && r == 0; i++) {
+                        r = expand_words(b, env, in->args[i], &words, err);
+                }
+                for (size_t i = 0; i < words.n && r == 0; i++)
+                        r = expose_port(cfg, words.v[i], err);
+                break;
+        case PARSER_VOLUME:
+                for (size_t i = 0; i < in->n_args && r == 0; i++) {
+                        _cleanup_free_ char *v = NULL;
+
+                        r = expand(b, env, in->args[i], &v, err);
+                        if (r == 0 && !*v)
+                                r = kerr_set(err, 0, KERR_INVALID,
+                                             "VOLUME specified can not be an empty string");
+                        if (r == 0)
+                                add_unique(&cfg->volumes, &cfg->n_volumes, v);
+                }
+                break;
+        case PARSER_CMD:
+                command_argv(cfg, in, &words);
+                set_strv(&cfg->cmd, &cfg->n_cmd, &cfg->has_cmd, words.v, words.n);
+                sr->cmd_set = true;
+                break;
+        case PARSER_ENTRYPOINT:
+                command_argv(cfg, in, &words);
+                set_strv(&cfg->entrypoint, &cfg->n_entrypoint, &cfg->has_entrypoint, words.v,
+                         words.n);
+                /* An inherited CMD is reset by ENTRYPOINT; one set in this stage stays. */
+                if (!sr->cmd_set) {
+                        set_strv(&cfg->cmd, &cfg->n_cmd, NULL, NULL, 0);
+                        cfg->has_cmd = false;
+                }
+                break;
+        case PARSER_SHELL:
+                set_strv(&cfg->shell, &cfg->n_shell, &cfg->has_shell, in->args, in->n_args);
+                break;
+        case PARSER_HEALTHCHECK:
+                set_healthcheck(cfg, in);
+                break;
+        case PARSER_ONBUILD:
+                if (in->sub) {
+                        cfg->onbuild = kreallocarray(cfg->onbuild, cfg->n_onbuild + 2,
+                                                     sizeof(*cfg->onbuild));
+                        cfg->onbuild[cfg->n_onbuild++] = kstrdup(in->sub->original);
+                        cfg->onbuild[cfg->n_onbuild] = NULL;
+                }
+                break;
+        default:
+                r = kerr_set(err, 0, KERR_INTERNAL, "no handler for %s",
+                             parser_kind_name(in->kind));
+                break;
+        }
+        strv_release(&words);
+        if (r == 0) {
+                _cleanup_free_ char *by = nop_created_by(in);
+                image_config_add_history(cfg, b->created, by, true);
+        }
+        return r;
+}
+
+static int run_instr(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
+{
+        struct build *b = sr->b;
+        struct strv env = {0};
+        int r;
+
+        stage_env(&sr->args, sr->res->cfg, &env);
+        switch (in->kind) {
+        case PARSER_ARG:
+                r = run_arg(sr, in, &env, err);
+                break;
+        case PARSER_COPY:
+        case PARSER_ADD:
+                r = stage_copy(sr, in, &env, err);
+                break;
+        case PARSER_RUN:
+                r = kerr_set(err, 0, KERR_UNSUPPORTED,
+                             "RUN needs the build sandbox, which this kiln does not have yet; "
+                             "only Containerfiles without RUN can be built");
+                break;
+        default:
+                r = run_config(sr, in, &env, err);
+                break;
+        }
+        strv_release(&env);
+        if (r < 0)
+                return instr_fail(b, in, err);
+        return 0;
+}
+
+/* Triggers recorded by the base image's ONBUILD run right after FROM, then are dropped. */
+static int run_triggers(struct stage_run *sr, struct kerr **err)
+{
+        struct image_config *cfg = sr->res->cfg;
+        char **triggers = cfg->onbuild;
+        size_t n = cfg->n_onbuild;
+        int r = 0;
+
+        cfg->onbuild = NULL;
+        cfg->n_onbuild = 0;
+        for (size_t i = 0; i < n && r == 0; i++) {
+                struct kbuf text = KBUF_INIT;
+                struct parser_file *tf;
+
+                kbuf_printf(&text, "FROM scratch\n%s\n", triggers[i]);
+                tf = parser_parse("ONBUILD trigger", text.data, text.len, err);
+                kbuf_release(&text);
+                if (!tf) {
+                        r = kerr_wrap(err, "base image trigger '%s'", triggers[i]);
+                        break;
+                }
+                progress(sr->b, "ONBUILD %s", triggers[i]);
+                for (size_t k = 0; k < tf->stages[0].n_instrs && r == 0; k++) {
+                        struct parser_file *saved = sr->b->f;
+
+                        /* Positions in errors refer to the trigger text. */
+                        sr->b->f = tf;
+                        r = run_instr(sr, tf->stages[0].instrs[k], err);
+                        sr->b->f = saved;
+                }
+                parser_file_free(tf);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(triggers[i]);
+        free(triggers);
+        return r;
+}
+
+static int run_stage(struct build *b, size_t idx, struct kerr **err)
+{
+        const struct parser_stage *st = &b->f->stages[idx];
+        struct stage_result *res = &b->results[idx];
+        struct stage_run sr = {.b = b, .idx = idx, .res = res};
+        _cleanup_free_ char *base = NULL;
+        struct kbuf prefix = KBUF_INIT;
+        size_t n_steps = st->n_instrs + 1;
+        int r = 0;
+
+        b->stage_no++;
+        if (b->n_needed > 1)
+                kbuf_printf(&prefix, "[%zu/%zu] ", b->stage_no, b->n_needed);
+        else
+                kbuf_puts(&prefix, "");
+        progress(b, "%sSTEP 1/%zu: %s", prefix.data, n_steps, st->from->original);
+        if (stage_base(b, st, &base, err) < 0 || resolve_base(b, idx, base, res, err) < 0) {
+                kbuf_release(&prefix);
+                return instr_fail(b, st->from, err);
+        }
+        if (run_triggers(&sr, err) < 0) {
+                kbuf_release(&prefix);
+                strv_release(&sr.args);
+                return instr_fail(b, st->from, err);
+        }
+        for (size_t i = 0; i < st->n_instrs && r == 0; i++) {
+                progress(b, "%sSTEP %zu/%zu: %s", prefix.data, i + 2, n_steps,
+                         st->instrs[i]->original);
+                r = run_instr(&sr, st->instrs[i], err);
+        }
+        kbuf_release(&prefix);
+        strv_release(&sr.args);
+        if (r == 0)
+                res->built = true;
+        return r;
+}
+
+/* ---- the image ---- */
+
+static int commit_image(struct build *b, struct stage_result *res, char ret_id[KDIGEST_STRLEN],
+                        struct kerr **err)
+{
+        struct image_config *cfg = res->cfg;
+        struct kbuf data = KBUF_INIT;
+        int r;
+
+        replace_str(&cfg->created, b->created);
+        replace_str(&cfg->architecture, b->arch);
+        replace_str(&cfg->os, "linux");
+        for (size_t i = 0; i < b->o->n_labels; i++) {
+                const char *l = b->o->labels[i];
+                const char *eq = strchr(l, '=');
+                _cleanup_free_ char *key = kstrndup(l, eq ? (size_t)(eq - l) : strlen(l));
+
+                image_config_set_label(cfg, key, eq ? eq + 1 : "");
+        }
+        if (image_config_serialize(cfg, &data, err) < 0)
+                return -1;
+        r = image_blob_put(b->s, data.data, data.len, ret_id, err);
+        kbuf_release(&data);
+        if (r < 0)
+                return r;
+        return image_index_add(b->s, ret_id, b->o->tags, b->o->n_tags, err);
+}
+
+int builder_build(struct image_store *s, const struct builder_opts *o, char ret_id[KDIGEST_STRLEN],
+                  struct kerr **err)
+{
+        struct build b = {.s = s, .o = o};
+        struct kbuf data = KBUF_INIT;
+        _cleanup_free_ char *name = NULL;
+        _cleanup_free_ bool *needed = NULL;
+        size_t target = 0;
+        char id[KDIGEST_STRLEN];
+        int r = -1;
+
+        if (builder_read_containerfile(o->context_dir, o->file, &name, &data, err) < 0)
+                return -1;
+        b.f = parser_parse(name, data.data, data.len, err);
+        kbuf_release(&data);
+        if (!b.f)
+                return -1;
+        b.created = format_time(o->timestamp);
+        init_platform(&b);
+        if (parse_build_args(&b, err) < 0 || eval_meta_args(&b, err) < 0 ||
+            find_target(&b, &target, err) < 0)
+                goto out;
+        needed = kcalloc(b.f->n_stages, sizeof(*needed));
+        if (mark_needed(&b, target, needed, err) < 0)
+                goto out;
+        for (size_t i = 0; i < b.f->n_stages; i++)
+                b.n_needed += needed[i];
+        b.results = kcalloc(b.f->n_stages, sizeof(*b.results));
+        for (size_t i = 0; i <= target; i++) {
+                if (!needed[i])
+                        continue;
+                if (run_stage(&b, i, err) < 0)
+                        goto out;
+        }
+        progress(&b, "COMMIT %s", o->n_tags ? o->tags[0] : "");
+        if (commit_image(&b, &b.results[target], id, err) < 0)
+                goto out;
+        progress(&b, "--> %.12s", id + 7);
+        memcpy(ret_id, id, KDIGEST_STRLEN);
+        r = 0;
+out:
+        for (size_t i = 0; b.results && i < b.f->n_stages; i++)
+                result_release(&b.results[i]);
+        free(b.results);
+        builder_context_free(b.ctx);
+        strv_release(&b.build_args);
+        strv_release(&b.meta);
+        strv_release(&b.platform);
+        free(b.created);
+        parser_file_free(b.f);
+        return r;
+}
+
+/* ---- rootfs views, COPY/ADD and WORKDIR ---- */
+
+/* A view over the layers of chain (bottom first), writing into upper_fd (-1: read-only). */
+static struct builder_rootfs *open_view(struct build *b, const struct strv *chain, int upper_fd,
+                                        struct kerr **err)
+{
+        int *fds = kcalloc(chain->n + 1, sizeof(*fds));
+        struct builder_rootfs *r = NULL;
+        size_t opened = 0;
+
+        for (; opened < chain->n; opened++) {
+                fds[opened] = image_layer_open_diff(b->s, chain->v[opened], err);
+                if (fds[opened] < 0)
+                        goto out;
+        }
+        r = builder_rootfs_new(fds, chain->n, upper_fd, err);
+out:
+        for (size_t i = 0; i < opened; i++)
+                kfs_close(fds[i]);
+        free(fds);
+        return r;
+}
+
+/* SOURCE_DATE_EPOCH / --timestamp: no time in the layer is later than the clamp, parent
+ * directories whose mtime changed while the step wrote into them included. */
+static int clamp_times(int dirfd, int64_t clamp, struct kerr **err)
+{
+        DIR *d;
+        struct dirent *de;
+        struct stat st;
+        struct timespec ts[2] = {{.tv_sec = clamp}, {.tv_sec = clamp}};
+        int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3), r = 0;
+
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "duplicate a directory fd");
+        d = fdopendir(fd);
+        if (!d) {
+                kfs_close(fd);
+                return kerr_set(err, errno, KERR_IO, "read a layer directory");
+        }
+        while (r == 0 && (de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = kerr_set(err, errno, KERR_IO, "stat '%s'", de->d_name);
+                        break;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        int sub = openat(dirfd, de->d_name,
+                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub < 0) {
+                                r = kerr_set(err, errno, KERR_IO, "open '%s'", de->d_name);
+                                break;
+                        }
+                        r = clamp_times(sub, clamp, err);
+                        kfs_close(sub);
+                        if (r < 0)
+                                break;
+                }
+                if (st.st_mtim.tv_sec >= clamp &&
+                    utimensat(dirfd, de->d_name, ts, AT_SYMLINK_NOFOLLOW) < 0 &&
+                    errno != EOPNOTSUPP)
+                        r = kerr_set(err, errno, KERR_IO, "set the times of '%s'", de->d_name);
+        }
+        closedir(d);
+        return r;
+}
+
+/* Runs fn on a fresh upper dir over the stage's layers, then commits what it wrote. */
+typedef int (*step_fn)(struct stage_run *sr, struct builder_rootfs *view, void *arg,
+                       struct kerr **err);
+
+static int layer_step(struct stage_run *sr, step_fn fn, void *arg, const char *created_by,
+                      struct kerr **err)
+{
+        struct build *b = sr->b;
+        _cleanup_free_ char *upper = NULL;
+        _cleanup_close_ int ufd = -1;
+        struct builder_rootfs *view = NULL;
+        int r;
+
+        if (image_store_mkdtemp(b->s, &upper, err) < 0)
+                return -1;
+        ufd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (ufd < 0) {
+                r = kerr_set(err, errno, KERR_IO, "open '%s'", upper);
+                goto fail;
+        }
+        view = open_view(b, &sr->res->chain, ufd, err);
+        if (!view) {
+                r = -1;
+                goto fail;
+        }
+        r = fn(sr, view, arg, err);
+        builder_rootfs_free(view);
+        if (r == 0 && b->o->timestamp >= 0)
+                r = clamp_times(ufd, b->o->timestamp, err);
+        if (r < 0)
+                goto fail;
+        return commit_layer(b, sr->res, upper, created_by, err);
+fail:
+        image_store_rmtree(upper, NULL);
+        return r;
+}
+
+static int workdir_fn(struct stage_run *sr, struct builder_rootfs *view, void *arg,
+                      struct kerr **err)
+{
+        (void)sr;
+        return builder_rootfs_mkdir_p(view, arg, 0755, 0, 0, err);
+}
+
+static int stage_workdir_create(struct stage_run *sr, const char *dir, struct kerr **err)
+{
+        struct builder_rootfs *view = open_view(sr->b, &sr->res->chain, -1, err);
+        struct kbuf by = KBUF_INIT;
+        struct stat st;
+        struct kerr *miss = NULL;
+        int r;
+
+        if (!view)
+                return -1;
+        r = builder_rootfs_stat(view, dir, true, &st, NULL, &miss);
+        builder_rootfs_free(view);
+        kbuf_printf(&by, "/bin/sh -c #(nop) WORKDIR %s", dir);
+        if (r == 0 && S_ISDIR(st.st_mode)) {
+                image_config_add_history(sr->res->cfg, sr->b->created, by.data, true);
+                r = 0;
+        } else if (r == 0 || (miss && miss->code == KERR_NOTFOUND)) {
+                r = layer_step(sr, workdir_fn, (void *)dir, by.data, err);
+        } else {
+                r = -1;
+                if (err) {
+                        kerr_free(*err);
+                        *err = miss;
+                        miss = NULL;
+                }
+        }
+        kerr_free(miss);
+        kbuf_release(&by);
+        return r;
+}
+
+struct copy_arg {
+        const struct parser_instr *in;
+        struct builder_copy_src src;
+        struct builder_copy_opts opts;
+};
+
+static int copy_fn(struct stage_run *sr, struct builder_rootfs *view, void *arg, struct kerr **err)
+{
+        struct copy_arg *ca = arg;
+
+        (void)sr;
+        return builder_copy(view, &ca->src, &ca->opts, err);
+}
+
+static const char *flag_value(const struct parser_instr *in, const char *name)
+{
+        const struct parser_flag *fl = parser_instr_flag(in, name);
+
+        return fl ? (fl->value ? fl->value : "true") : NULL;
+}
+
+/* The source of COPY --from: an earlier stage, or an image (from the store or a
+ * transport), as a read-only view. */
+static struct builder_rootfs *from_view(struct stage_run *sr, const char *ref,
+                                        struct stage_result *tmp, struct kerr **err)
+{
+        struct build *b = sr->b;
+        long dep = stage_ref(b, sr->idx, ref);
+
+        if (dep >= 0)
+                return open_view(b, &b->results[dep].chain, -1, err);
+        if (resolve_base(b, sr->idx, ref, tmp, err) < 0) {
+                kerr_wrap(err, "--from='%s'", ref);
+                return NULL;
+        }
+        return open_view(b, &tmp->chain, -1, err);
+}
+
+static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,
+                      struct kerr **err)
+{
+        struct build *b = sr->b;
+        struct copy_arg ca = {.in = in};
+        struct strv srcs = {0}, excludes = {0};
+        struct builder_copy_heredoc *docs = NULL;
+        struct stage_result tmp = {0};
+        _cleanup_free_ char *dest = NULL, *from = NULL, *chown = NULL, *chmod = NULL;
+        _cleanup_free_ char *by = NULL;
+        struct builder_rootfs *from_rootfs = NULL;
+        size_t n_docs = 0;
+        int r = -1;
+
+        if (in->n_args < 2)
+                return kerr_set(err, 0, KERR_INVALID, "%s requires at least two arguments",
+                                parser_kind_name(in->kind));
+        if (expand(b, env, in->args[in->n_args - 1], &dest, err) < 0)
+                goto out;
+        docs = kcalloc(in->n_heredocs + 1, sizeof(*docs));
+        for (size_t i = 0; i + 1 < in->n_args; i++) {
+                const char *a = in->args[i];
+                const struct parser_heredoc *h = NULL;
+
+                /* "<<EOF" names the next heredoc body (quotes and "-" were the parser's). */
+                if (!in->json && a[0] == '<' && a[1] == '<' && n_docs < in->n_heredocs)
+                        h = &in->heredocs[n_docs];
+                if (h) {
+                        docs[n_docs].name = h->name;
+                        docs[n_docs].data = h->content;
+                        docs[n_docs].len = strlen(h->content);
+                        n_docs++;
+                        continue;
+                }
+                {
+                        _cleanup_free_ char *v = NULL;
+
+                        if (expand(b, env, a, &v, err) < 0)
+                                goto out;
+                        strv_push(&srcs, v);
+                }
+        }
+        for (size_t i = 0; i < in->n_flags; i++) {
+                const struct parser_flag *fl = &in->flags[i];
+                char **slot = NULL;
+
+                if (strcmp(fl->name, "exclude") == 0) {
+                        _cleanup_free_ char *v = NULL;
+
+                        if (expand(b, env, fl->value ? fl->value : "", &v, err) < 0)
+                                goto out;
+                        strv_push(&excludes, v);
+                        continue;
+                }
+                if (strcmp(fl->name, "from") == 0)
+                        slot = &from;
+                else if (strcmp(fl->name, "chown") == 0)
+                        slot = &chown;
+                else if (strcmp(fl->name, "chmod") == 0)
+                        slot = &chmod;
+                else if (strcmp(fl->name, "checksum") == 0 || strcmp(fl->name, "keep-git-dir") == 0)
+                        return kerr_set(err, 0, KERR_UNSUPPORTED,
+                                        "ADD --%s needs remote sources, which kiln cannot fetch "
+                                        "yet",
+                                        fl->name);
+                if (!slot)
+                        continue;
+                free(*slot);
+                *slot = NULL;
+                if (expand(b, env, fl->value ? fl->value : "", slot, err) < 0)
+                        goto out;
+        }
+        for (size_t i = 0; i < srcs.n; i++)
+                if (strstr(srcs.v[i], "://") || strncmp(srcs.v[i], "git@", 4) == 0) {
+                        r = kerr_set(err, 0, KERR_UNSUPPORTED,
+                                     "source '%s': kiln cannot download remote sources yet",
+                                     srcs.v[i]);
+                        goto out;
+                }
+        if (from) {
+                from_rootfs = from_view(sr, from, &tmp, err);
+                if (!from_rootfs)
+                        goto out;
+                ca.src.rootfs = from_rootfs;
+                ca.src.name = from;
+        } else {
+                if (!b->ctx) {
+                        b->ctx = builder_context_open(b->o->context_dir ? b->o->context_dir : ".",
+                                                      b->o->ignorefile, err);
+                        if (!b->ctx)
+                                goto out;
+                }
+                ca.src.context = b->ctx;
+        }
+        ca.opts.add = in->kind == PARSER_ADD;
+        ca.opts.srcs = (const char *const *)srcs.v;
+        ca.opts.n_srcs = srcs.n;
+        ca.opts.heredocs = docs;
+        ca.opts.n_heredocs = n_docs;
+        ca.opts.dest = dest;
+        ca.opts.workdir = sr->res->cfg->working_dir;
+        ca.opts.chown = chown;
+        ca.opts.chmod = chmod;
+        ca.opts.excludes = (const char *const *)excludes.v;
+        ca.opts.n_excludes = excludes.n;
+        ca.opts.parents = flag_value(in, "parents") && strcmp(flag_value(in, "parents"), "false");
+        ca.opts.link = flag_value(in, "link") && strcmp(flag_value(in, "link"), "false");
+        ca.opts.mtime_clamp = b->o->timestamp;
+        by = nop_created_by(in);
+        r = layer_step(sr, copy_fn, &ca, by, err);
+out:
+        builder_rootfs_free(from_rootfs);
+        result_release(&tmp);
+        strv_release(&srcs);
+        strv_release(&excludes);
+        free(docs);
+        return r;
+}

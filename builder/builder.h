@@ -2,7 +2,14 @@
 #pragma once
 
 /* The builder module: stages, the instruction executor, the step cache and the build
- * context. So far it finds and reads the Containerfile of a build. */
+ * context. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/digest.h"
+#include "image/image.h"
 
 struct kbuf;
 struct kerr;
@@ -13,3 +20,30 @@ struct kerr;
  * the contents go to out. Files over 16 MiB are refused. */
 int builder_read_containerfile(const char *context_dir, const char *file, char **ret_name,
                                struct kbuf *out, struct kerr **err);
+
+/* Progress lines of a build ("STEP 2/5: COPY . /app", "COMMIT hello", "--> 1a2b3c4d5e6f"),
+ * without the trailing newline. */
+typedef void (*builder_progress_fn)(void *ctx, const char *line);
+
+struct builder_opts {
+        const char *context_dir; /* default "." */
+        const char *file;        /* -f; NULL: Containerfile, then Dockerfile in the context */
+        const char *const *tags; /* -t, normalised by the store */
+        size_t n_tags;
+        const char *const *build_args; /* "K=V", or "K" to take K from the environment */
+        size_t n_build_args;
+        const char *target; /* --target: a stage name or index; NULL: the last stage */
+        enum image_format format;
+        const char *const *labels; /* --label K=V */
+        size_t n_labels;
+        const char *ignorefile; /* --ignorefile; NULL: .containerignore, then .dockerignore */
+        int64_t timestamp;      /* --timestamp / SOURCE_DATE_EPOCH; -1 when not given */
+        builder_progress_fn progress;
+        void *progress_ctx;
+};
+
+/* Builds the target stage of the Containerfile and stores the image (named by the tags).
+ * Returns the image id (config digest). A failed build leaves the store as it was, apart
+ * from layers that were complete and may serve later builds. */
+int builder_build(struct image_store *s, const struct builder_opts *o, char ret_id[KDIGEST_STRLEN],
+                  struct kerr **err);

@@ -37,11 +37,14 @@ void cmd_print_help(const struct kiln_cmd *c);
 /* Handles getopt's '?' and ':' results uniformly; returns KILN_EXIT_USAGE. */
 int cmd_bad_option(const char *cmd, int opt, char **argv, int optind_now);
 
+int cmd_build(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_push(int argc, char **argv);
 int cmd_rmi(int argc, char **argv);
 int cmd_tag(int argc, char **argv);
 int cmd_version(int argc, char **argv);

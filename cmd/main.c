@@ -14,6 +14,30 @@ struct kiln_globals kiln_globals;
 
 static const struct kiln_cmd commands[] = {
         {
+                .name = "build",
+                .run = cmd_build,
+                .summary = "build an image from a Containerfile",
+                .synopsis = "kiln build [OPTIONS] [CONTEXT]",
+                .usage = "Builds the target stage of the Containerfile (CONTEXT/Containerfile, "
+                         "then\n"
+                         "CONTEXT/Dockerfile; CONTEXT defaults to '.') into the store. RUN is not\n"
+                         "supported yet.\n"
+                         "\n"
+                         "Options:\n"
+                         "  -f, --file FILE          the Containerfile ('-' reads standard input)\n"
+                         "  -t, --tag NAME           name the image (repeatable)\n"
+                         "      --build-arg K[=V]    set a build argument (repeatable)\n"
+                         "      --target STAGE       build this stage instead of the last one\n"
+                         "      --format FORMAT      oci (default) or docker\n"
+                         "      --label K=V          add a label to the image (repeatable)\n"
+                         "      --iidfile FILE       write the image id to FILE\n"
+                         "      --ignorefile FILE    use FILE instead of .containerignore\n"
+                         "      --timestamp SECONDS  set every time in the image (also\n"
+                         "                           SOURCE_DATE_EPOCH) for reproducible digests\n"
+                         "  -q, --quiet              print only the image id\n"
+                         "  -h, --help               show this help\n",
+        },
+        {
                 .name = "check",
                 .run = cmd_check,
                 .summary = "parse and lint a Containerfile",
@@ -75,6 +99,30 @@ static const struct kiln_cmd commands[] = {
                          "\n"
                          "Options:\n"
                          "  -h, --help  show this help\n",
+        },
+        {
+                .name = "pull",
+                .run = cmd_pull,
+                .summary = "import an image from an OCI layout or archive",
+                .synopsis = "kiln pull SOURCE",
+                .usage = "SOURCE is oci:DIR[:TAG], oci-archive:FILE[:TAG] or\n"
+                         "docker-archive:FILE[:REF]. Registries are not supported yet.\n",
+        },
+        {
+                .name = "push",
+                .run = cmd_push,
+                .summary = "export an image to an OCI layout or archive",
+                .synopsis = "kiln push [OPTIONS] NAME DESTINATION",
+                .usage = "DESTINATION is oci:DIR[:TAG], oci-archive:FILE[:TAG] or\n"
+                         "docker-archive:FILE[:REF]. Registries are not supported yet.\n"
+                         "\n"
+                         "Options:\n"
+                         "      --format FORMAT              oci (default) or docker\n"
+                         "      --compression-format FORMAT  gzip (default), zstd or none\n"
+                         "      --compression-level N        the compressor's level\n"
+                         "      --digestfile FILE            write the manifest digest to FILE\n"
+                         "  -q, --quiet                      print nothing on success\n"
+                         "  -h, --help                       show this help\n",
         },
         {
                 .name = "rmi",

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builder/builder.h"
+#include "cmd/cmd.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/fs.h"
+#include "image/image.h"
+#include "common/banned.h"
+
+struct list {
+        const char **v;
+        size_t n;
+};
+
+static void list_add(struct list *l, const char *s)
+{
+        l->v = kreallocarray(l->v, l->n + 1, sizeof(*l->v));
+        l->v[l->n++] = s;
+}
+
+static void print_progress(void *ctx, const char *line)
+{
+        (void)ctx;
+        printf("%s\n", line);
+        fflush(stdout);
+}
+
+static int parse_timestamp(const char *s, int64_t *ret)
+{
+        char *end = NULL;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno || !*s || *end || v < 0)
+                return -1;
+        *ret = v;
+        return 0;
+}
+
+int cmd_build(int argc, char **argv)
+{
+        enum {
+                OPT_BUILD_ARG = 256,
+                OPT_TARGET,
+                OPT_FORMAT,
+                OPT_LABEL,
+                OPT_IIDFILE,
+                OPT_IGNOREFILE,
+                OPT_TIMESTAMP
+        };
+        static const struct option opts[] = {
+                {"file", required_argument, NULL, 'f'},
+                {"tag", required_argument, NULL, 't'},
+                {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
+                {"target", required_argument, NULL, OPT_TARGET},
+                {"format", required_argument, NULL, OPT_FORMAT},
+                {"label", required_argument, NULL, OPT_LABEL},
+                {"iidfile", required_argument, NULL, OPT_IIDFILE},
+                {"ignorefile", required_argument, NULL, OPT_IGNOREFILE},
+                {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        struct list tags = {0}, args = {0}, labels = {0};
+        struct builder_opts o = {.timestamp = -1};
+        const char *iidfile = NULL, *sde = getenv("SOURCE_DATE_EPOCH");
+        bool quiet = false;
+        struct kerr *err = NULL;
+        struct image_store *s = NULL;
+        char id[KDIGEST_STRLEN];
+        int opt, r = KILN_EXIT_FAIL;
+
+        if (sde && *sde && parse_timestamp(sde, &o.timestamp) < 0)
+                return cmd_usage_error("build",
+                                       "SOURCE_DATE_EPOCH '%s' is not a number of "
+                                       "seconds",
+                                       sde);
+        opterr = 0;
+        while ((opt = getopt_long(argc, argv, ":f:t:qh", opts, NULL)) != -1) {
+                switch (opt) {
+                case 'f':
+                        o.file = optarg;
+                        break;
+                case 't':
+                        list_add(&tags, optarg);
+                        break;
+                case OPT_BUILD_ARG:
+                        list_add(&args, optarg);
+                        break;
+                case OPT_TARGET:
+                        o.target = optarg;
+                        break;
+                case OPT_FORMAT:
+                        if (strcmp(optarg, "oci") == 0)
+                                o.format = IMAGE_FORMAT_OCI;
+                        else if (strcmp(optarg, "docker") == 0)
+                                o.format = IMAGE_FORMAT_DOCKER;
+                        else
+                                return cmd_usage_error("build",
+                                                       "unknown format '%s' (use oci or "
+                                                       "docker)",
+                                                       optarg);
+                        break;
+                case OPT_LABEL:
+                        list_add(&labels, optarg);
+                        break;
+                case OPT_IIDFILE:
+                        iidfile = optarg;
+                        break;
+                case OPT_IGNOREFILE:
+                        o.ignorefile = optarg;
+                        break;
+                case OPT_TIMESTAMP:
+                        if (parse_timestamp(optarg, &o.timestamp) < 0)
+                                return cmd_usage_error("build",
+                                                       "--timestamp '%s' is not a "
+                                                       "number of seconds",
+                                                       optarg);
+                        break;
+                case 'q':
+                        quiet = true;
+                        break;
+                case 'h':
+                        cmd_print_help(kiln_cmd_find("build"));
+                        return KILN_EXIT_OK;
+                default:
+                        return cmd_bad_option("build", opt, argv, optind);
+                }
+        }
+        if (optind < argc)
+                o.context_dir = argv[optind++];
+        if (optind < argc)
+                return cmd_usage_error("build", "unexpected argument '%s'", argv[optind]);
+        o.tags = tags.v;
+        o.n_tags = tags.n;
+        o.build_args = args.v;
+        o.n_build_args = args.n;
+        o.labels = labels.v;
+        o.n_labels = labels.n;
+        if (!quiet)
+                o.progress = print_progress;
+
+        s = image_store_open(kiln_globals.root, &err);
+        if (!s || builder_build(s, &o, id, &err) < 0)
+                goto out;
+        if (!quiet)
+                for (size_t i = 0; i < tags.n; i++) {
+                        char *n = image_normalize_name(tags.v[i], NULL);
+                        printf("Successfully tagged %s\n", n ? n : tags.v[i]);
+                        free(n);
+                }
+        printf("%s\n", id + 7);
+        if (iidfile && kfs_write_atomic(AT_FDCWD, iidfile, id, strlen(id), 0644, &err) < 0) {
+                kerr_wrap(&err, "write --iidfile");
+                goto out;
+        }
+        r = KILN_EXIT_OK;
+out:
+        if (r != KILN_EXIT_OK)
+                r = cmd_fail(err);
+        kerr_free(err);
+        image_store_free(s);
+        free(tags.v);
+        free(args.v);
+        free(labels.v);
+        return r;
+}

@@ -1,0 +1,97 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# kiln build of Containerfiles without RUN: the image is exported and checked only with
+# third-party tools (umoci, skopeo, podman).
+set -u
+. "$(dirname "$0")/../lib.sh"
+
+cd "$T_TMP" || t_bail "cd $T_TMP"
+mkdir -p ctx/dir/sub
+printf 'alpha\n' >ctx/a.txt
+printf 'bravo\n' >ctx/dir/b.txt
+printf 'charlie\n' >ctx/dir/sub/c.txt
+printf '#!/bin/sh\necho app\n' >ctx/app.sh
+chmod 0755 ctx/app.sh
+ln -s a.txt ctx/link
+ln -s b.txt ctx/dir/l
+printf 'top secret\n' >ctx/secret.txt
+printf 'secret.txt\n' >ctx/.containerignore
+cat >ctx/Containerfile <<'CF'
+FROM scratch
+COPY a.txt /
+COPY dir /opt/dir/
+COPY --chmod=0600 a.txt /etc/a600
+COPY app.sh link /usr/local/bin/
+ENV A=1 B="two words"
+LABEL org.example.k=v
+WORKDIR /opt
+EXPOSE 80 443/udp
+USER 1000:1000
+ENTRYPOINT ["/usr/local/bin/app.sh"]
+CMD ["--help"]
+CF
+
+t_ok "build without RUN" "$KILN" build -t test1 ctx
+t_grep "progress shows steps" '^STEP 2/12: COPY a.txt /$' "$T_OUT"
+t_grep "progress shows the commit" '^COMMIT test1$' "$T_OUT"
+t_grep "the tag is reported" '^Successfully tagged localhost/test1:latest$' "$T_OUT"
+id=$(tail -1 "$T_OUT")
+t_grep "the last line is the image id" '^[0-9a-f]{64}$' <(echo "$id")
+
+t_ok "images lists it" "$KILN" images
+t_grep "images shows the name" '^localhost/test1 +latest +'"${id:0:12}"' ' "$T_OUT"
+
+t_ok "export to oci:" "$KILN" push test1 "oci:$T_TMP/layout:v1"
+t_ok "skopeo reads the layout" skopeo inspect "oci:$T_TMP/layout:v1"
+t_ok "skopeo reads the config" skopeo inspect --config "oci:$T_TMP/layout:v1"
+cp "$T_OUT" config.json
+t_eq "Env" "$(jq -c '.config.Env' config.json)" '["A=1","B=two words"]'
+t_eq "Labels" "$(jq -c '.config.Labels' config.json)" '{"org.example.k":"v"}'
+t_eq "WorkingDir" "$(jq -r '.config.WorkingDir' config.json)" "/opt"
+t_eq "ExposedPorts" "$(jq -c '.config.ExposedPorts' config.json)" '{"443/udp":{},"80/tcp":{}}'
+t_eq "User" "$(jq -r '.config.User' config.json)" "1000:1000"
+t_eq "Entrypoint" "$(jq -c '.config.Entrypoint' config.json)" '["/usr/local/bin/app.sh"]'
+t_eq "Cmd" "$(jq -c '.config.Cmd' config.json)" '["--help"]'
+t_eq "os/architecture" "$(jq -r '.os + "/" + .architecture' config.json)" "linux/$(dpkg --print-architecture)"
+t_eq "one diff_id per COPY" "$(jq '.rootfs.diff_ids | length' config.json)" "4"
+t_eq "history has every step" "$(jq '.history | length' config.json)" "11"
+
+t_ok "umoci unpacks it" umoci unpack --rootless --image "$T_TMP/layout:v1" bundle
+t_eq "a.txt" "$(cat bundle/rootfs/a.txt)" "alpha"
+t_eq "directory contents copied" "$(cat bundle/rootfs/opt/dir/b.txt bundle/rootfs/opt/dir/sub/c.txt)" "bravo
+charlie"
+t_eq "--chmod" "$(stat -c %a bundle/rootfs/etc/a600)" "600"
+t_eq "mode kept" "$(stat -c %a bundle/rootfs/usr/local/bin/app.sh)" "755"
+t_eq "a symlink named as a source is followed" "$(cat bundle/rootfs/usr/local/bin/link)" "alpha"
+t_ok "... and copied as a file" test ! -L bundle/rootfs/usr/local/bin/link
+t_eq "a symlink inside a directory stays a link" "$(readlink bundle/rootfs/opt/dir/l)" "b.txt"
+t_ok "ignored file absent" test ! -e bundle/rootfs/secret.txt
+
+# Determinism: the same inputs with a fixed timestamp give the same image id.
+t_ok "build with --timestamp" "$KILN" build -q --timestamp 0 -t det1 ctx
+id1=$(tail -1 "$T_OUT")
+touch ctx/a.txt
+t_ok "rebuild with --timestamp" "$KILN" build -q --timestamp 0 -t det2 ctx
+t_eq "same id" "$(tail -1 "$T_OUT")" "$id1"
+
+# docker-archive and podman.
+t_ok "export to docker-archive:" "$KILN" push --format docker test1 "docker-archive:$T_TMP/img.tar:localhost/test1:latest"
+t_ok "skopeo reads the archive" skopeo inspect "docker-archive:$T_TMP/img.tar"
+printf '[engine]\ncgroup_manager = "cgroupfs"\n' >containers.conf
+command -v runc >/dev/null && printf 'runtime = "runc"\n' >>containers.conf
+export CONTAINERS_CONF=$T_TMP/containers.conf
+PODMAN=(podman --root "$T_TMP/podroot" --runroot "$T_TMP/podrun" --storage-driver vfs)
+t_ok "podman loads it" "${PODMAN[@]}" load -i "$T_TMP/img.tar"
+t_ok "podman inspects it" "${PODMAN[@]}" image inspect localhost/test1:latest
+t_eq "podman sees the Cmd" "$(jq -c '.[0].Config.Cmd' "$T_OUT")" '["--help"]'
+
+# Errors name the file, line and column.
+printf 'FROM scratch\nCOPY a.txt /\nRUN true\n' >ctx/Containerfile.run
+t_fails "RUN is refused for now" 1 "$KILN" build -f ctx/Containerfile.run ctx
+t_grep "the error points at RUN" 'ctx/Containerfile\.run:3:1: building at STEP "RUN true": RUN needs the build sandbox' "$T_ERR"
+printf 'FROM scratch\nCOPY missing.txt /\n' >ctx/Containerfile.missing
+t_fails "a missing source fails" 1 "$KILN" build -f ctx/Containerfile.missing ctx
+t_grep "the error names the source" "missing\.txt" "$T_ERR"
+t_ok "earlier images are intact" "$KILN" inspect test1
+
+t_done
