@@ -8,5 +8,10 @@ cd "$(dirname "$0")/.."
 kiln_install_packages $KILN_BUILD_PACKAGES
 [ -f build/release/build.ninja ] || meson setup build/release --buildtype=release >/dev/null
 ninja -C build/release >/dev/null
+kiln=build/release/cmd/kiln
+echo "+ testdata/base/busybox.sh (the busybox base image, built offline by kiln)"
+bash testdata/base/busybox.sh "$kiln" busybox
+echo "+ kiln images"
+"$kiln" images
 echo "+ kiln check --format json testdata/examples/hello"
-exec build/release/cmd/kiln check --format json testdata/examples/hello
+exec "$kiln" check --format json testdata/examples/hello

@@ -94,4 +94,20 @@ t_fails "a missing source fails" 1 "$KILN" build -f ctx/Containerfile.missing ct
 t_grep "the error names the source" "missing\.txt" "$T_ERR"
 t_ok "earlier images are intact" "$KILN" inspect test1
 
+# The busybox base, built offline from Debian's busybox-static with kiln itself.
+t_ok "the busybox base builds" bash "$KILN_SRCDIR/testdata/base/busybox.sh" "$KILN" busybox
+base_id=$(tail -1 "$T_OUT")
+t_ok "it builds the same id again" bash "$KILN_SRCDIR/testdata/base/busybox.sh" "$KILN" busybox2
+t_eq "the base is reproducible" "$(tail -1 "$T_OUT")" "$base_id"
+mkdir -p ctx2
+printf 'hi\n' >ctx2/hi.txt
+printf 'FROM busybox\nCOPY --chown=user:user hi.txt /home/user/\nWORKDIR /srv/app\n' >ctx2/Containerfile
+t_ok "a build FROM the base" "$KILN" build -t onbase ctx2
+t_ok "export it" "$KILN" push onbase "oci:$T_TMP/onbase:v1"
+t_ok "umoci unpacks it" umoci unpack --image "$T_TMP/onbase:v1" bundle2
+t_eq "--chown by name from the base's passwd" "$(stat -c %u:%g bundle2/rootfs/home/user/hi.txt)" "1000:1000"
+t_ok "busybox is in the rootfs" test -x bundle2/rootfs/bin/busybox
+t_ok "WORKDIR created the directory" test -d bundle2/rootfs/srv/app
+t_ok "the rootfs runs under chroot" chroot bundle2/rootfs /bin/sh -c 'test "$(cat /home/user/hi.txt)" = hi'
+
 t_done
