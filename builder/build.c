@@ -876,6 +876,54 @@ static int run_triggers(struct stage_run *sr, struct kerr **err)
         return r;
 }
 
+/* FROM --platform=OS/ARCH[/VARIANT]: a base image must be of that platform; scratch takes
+ * it on. */
+static int check_platform(struct build *b, const struct parser_stage *st, struct stage_result *res,
+                          struct kerr **err)
+{
+        const struct parser_flag *fl = parser_instr_flag(st->from, "platform");
+        _cleanup_free_ char *want = NULL;
+        struct strv env = {0};
+        char *os, *arch, *variant;
+        int r;
+
+        if (!fl || !fl->value)
+                return 0;
+        stage_env(&b->platform, NULL, &env);
+        for (size_t i = 0; i < b->meta.n; i++)
+                strv_push(&env, b->meta.v[i]);
+        r = expand(b, &env, fl->value, &want, err);
+        strv_release(&env);
+        if (r < 0)
+                return -1;
+        os = want;
+        arch = strchr(os, '/');
+        if (!arch || !arch[1] || arch == os)
+                return kerr_set(err, 0, KERR_INVALID, "--platform '%s' is not OS/ARCH[/VARIANT]",
+                                want);
+        *arch++ = '\0';
+        variant = strchr(arch, '/');
+        if (variant)
+                *variant++ = '\0';
+        if (res->cfg->architecture || res->cfg->os) {
+                const char *have_os = res->cfg->os ? res->cfg->os : "";
+                const char *have_arch = res->cfg->architecture ? res->cfg->architecture : "";
+                const char *have_var = res->cfg->variant ? res->cfg->variant : "";
+
+                if (strcmp(have_os, os) != 0 || strcmp(have_arch, arch) != 0 ||
+                    (variant && strcmp(have_var, variant) != 0))
+                        return kerr_set(err, 0, KERR_INVALID,
+                                        "the base image is %s/%s%s%s, not the requested %s",
+                                        have_os, have_arch, *have_var ? "/" : "", have_var,
+                                        fl->value);
+                return 0;
+        }
+        replace_str(&res->cfg->os, os);
+        replace_str(&res->cfg->architecture, arch);
+        replace_str(&res->cfg->variant, variant);
+        return 0;
+}
+
 static int run_stage(struct build *b, size_t idx, struct kerr **err)
 {
         const struct parser_stage *st = &b->f->stages[idx];
@@ -893,6 +941,10 @@ static int run_stage(struct build *b, size_t idx, struct kerr **err)
                 kbuf_puts(&prefix, "");
         progress(b, "%sSTEP 1/%zu: %s", prefix.data, n_steps, st->from->original);
         if (stage_base(b, st, &base, err) < 0 || resolve_base(b, idx, base, res, err) < 0) {
+                kbuf_release(&prefix);
+                return instr_fail(b, st->from, err);
+        }
+        if (check_platform(b, st, res, err) < 0) {
                 kbuf_release(&prefix);
                 return instr_fail(b, st->from, err);
         }
@@ -923,8 +975,11 @@ static int commit_image(struct build *b, struct stage_result *res, char ret_id[K
         int r;
 
         replace_str(&cfg->created, b->created);
-        replace_str(&cfg->architecture, b->arch);
-        replace_str(&cfg->os, "linux");
+        /* A base's platform (or FROM --platform's) stays; scratch gets the host's. */
+        if (!cfg->architecture)
+                replace_str(&cfg->architecture, b->arch);
+        if (!cfg->os)
+                replace_str(&cfg->os, "linux");
         for (size_t i = 0; i < b->o->n_labels; i++) {
                 const char *l = b->o->labels[i];
                 const char *eq = strchr(l, '=');

@@ -110,4 +110,12 @@ t_ok "busybox is in the rootfs" test -x bundle2/rootfs/bin/busybox
 t_ok "WORKDIR created the directory" test -d bundle2/rootfs/srv/app
 t_ok "the rootfs runs under chroot" chroot bundle2/rootfs /bin/sh -c 'test "$(cat /home/user/hi.txt)" = hi'
 
+# FROM --platform is checked against the base image.
+mkdir -p ctx3
+printf 'FROM --platform=linux/s390x busybox\n' >ctx3/Containerfile
+t_fails "a base of another platform is refused" 1 "$KILN" build ctx3
+t_grep "the error names both platforms" "the base image is linux/[a-z0-9]+, not the requested linux/s390x" "$T_ERR"
+printf 'FROM --platform=$BUILDPLATFORM busybox\n' >ctx3/Containerfile
+t_ok "--platform=\$BUILDPLATFORM matches" "$KILN" build -q ctx3
+
 t_done
