@@ -24,6 +24,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "parser/parser.h"
+#include "registry/registry.h"
 #include "common/banned.h"
 
 /* ---- small string vectors ---- */
@@ -1230,6 +1231,132 @@ static struct builder_rootfs *from_view(struct stage_run *sr, const char *ref,
         return open_view(b, &tmp->chain, -1, err);
 }
 
+static bool is_url(const char *s)
+{
+        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static size_t count_urls(const struct strv *srcs)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < srcs->n; i++)
+                if (is_url(srcs->v[i]) || strstr(srcs->v[i], "://") ||
+                    strncmp(srcs->v[i], "git@", 4) == 0)
+                        n++;
+        return n;
+}
+
+/* The file name ADD gives a download: the last segment of the URL's path. */
+static char *url_file_name(const char *url, struct kerr **err)
+{
+        const char *p = strstr(url, "://") + 3;
+        size_t end = strcspn(p, "?#");
+        const char *path = memchr(p, '/', end);
+        const char *last;
+        char *name;
+
+        if (!path) {
+                kerr_set(err, 0, KERR_INVALID, "cannot name the file downloaded from '%s'", url);
+                return NULL;
+        }
+        while (end > (size_t)(path - p) + 1 && p[end - 1] == '/')
+                end--;
+        last = p + end;
+        while (last > path && last[-1] != '/')
+                last--;
+        name = kstrndup(last, (size_t)(p + end - last));
+        if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+                kerr_set(err, 0, KERR_INVALID, "cannot name the file downloaded from '%s'", url);
+                free(name);
+                return NULL;
+        }
+        return name;
+}
+
+static int verify_checksum(int fd, const char *url, const char *checksum, struct kerr **err)
+{
+        struct kdigest *d;
+        char got[KDIGEST_STRLEN], buf[65536];
+        ssize_t n;
+        int r = -1;
+
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return kerr_set(err, errno, KERR_IO, "rewind the download of '%s'", url);
+        d = kdigest_new(err);
+        if (!d)
+                return -1;
+        while ((n = kfs_read_all(fd, buf, sizeof(buf))) > 0)
+                kdigest_update(d, buf, (size_t)n);
+        if (n < 0)
+                kerr_set(err, errno, KERR_IO, "read the download of '%s'", url);
+        else if (kdigest_final(d, got, err) == 0 && strcmp(got, checksum) != 0)
+                kerr_set(err, 0, KERR_DIGEST, "'%s' has digest %s, not the expected %s", url, got,
+                         checksum);
+        else if (n == 0)
+                r = 0;
+        kdigest_free(d);
+        return r;
+}
+
+/* Downloads each URL of srcs into a fresh directory under the name ADD gives it (mode
+ * 0600, the server's Last-Modified time), verifies --checksum, and replaces the URLs in
+ * srcs by those names. */
+static int fetch_urls(struct build *b, struct strv *srcs, const char *checksum, char **ret_dir,
+                      struct kerr **err)
+{
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int dfd = -1;
+
+        for (size_t i = 0; i < srcs->n; i++)
+                if (!is_url(srcs->v[i]))
+                        return kerr_set(err, 0, KERR_UNSUPPORTED,
+                                        "ADD '%s': only http and https URLs can be downloaded",
+                                        srcs->v[i]);
+        if (checksum && srcs->n != 1)
+                return kerr_set(err, 0, KERR_INVALID, "--checksum needs exactly one URL");
+        if (checksum && !kdigest_valid(checksum))
+                return kerr_set(err, 0, KERR_INVALID,
+                                "--checksum '%s' is not sha256: and 64 hex digits", checksum);
+        if (image_store_mkdtemp(b->s, &dir, err) < 0)
+                return -1;
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+                kerr_set(err, errno, KERR_IO, "open '%s'", dir);
+                goto fail;
+        }
+        for (size_t i = 0; i < srcs->n; i++) {
+                _cleanup_free_ char *name = url_file_name(srcs->v[i], err);
+                _cleanup_close_ int fd = -1;
+                uint64_t size = 0;
+                int64_t mtime = -1;
+
+                if (!name)
+                        goto fail;
+                fd = openat(dfd, name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0) {
+                        kerr_set(err, errno, KERR_IO, "create '%s' in '%s'", name, dir);
+                        goto fail;
+                }
+                if (registry_http_fetch(srcs->v[i], fd, 0, &size, &mtime, err) < 0)
+                        goto fail;
+                if (checksum && verify_checksum(fd, srcs->v[i], checksum, err) < 0)
+                        goto fail;
+                if (mtime >= 0) {
+                        struct timespec ts[2] = {{.tv_sec = mtime}, {.tv_sec = mtime}};
+
+                        futimens(fd, ts);
+                }
+                free(srcs->v[i]);
+                srcs->v[i] = TAKE_PTR(name);
+        }
+        *ret_dir = TAKE_PTR(dir);
+        return 0;
+fail:
+        image_store_rmtree(dir, NULL);
+        return -1;
+}
+
 static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,
                       struct kerr **err)
 {
@@ -1241,7 +1368,9 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
         _cleanup_free_ char *dest = NULL, *from = NULL, *chown = NULL, *chmod = NULL;
         _cleanup_free_ char *by = NULL;
         struct builder_rootfs *from_rootfs = NULL;
-        size_t n_docs = 0;
+        struct builder_context *url_ctx = NULL;
+        char *url_dir = NULL;
+        size_t n_docs = 0, n_urls = 0;
         int r = -1;
 
         if (in->n_args < 2)
@@ -1290,11 +1419,9 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
                         slot = &chown;
                 else if (strcmp(fl->name, "chmod") == 0)
                         slot = &chmod;
-                else if (strcmp(fl->name, "checksum") == 0 || strcmp(fl->name, "keep-git-dir") == 0)
+                else if (strcmp(fl->name, "keep-git-dir") == 0)
                         return kerr_set(err, 0, KERR_UNSUPPORTED,
-                                        "ADD --%s needs remote sources, which kiln cannot fetch "
-                                        "yet",
-                                        fl->name);
+                                        "ADD --keep-git-dir: kiln cannot fetch git sources yet");
                 if (!slot)
                         continue;
                 free(*slot);
@@ -1302,19 +1429,37 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
                 if (expand(b, env, fl->value ? fl->value : "", slot, err) < 0)
                         goto out;
         }
-        for (size_t i = 0; i < srcs.n; i++)
-                if (strstr(srcs.v[i], "://") || strncmp(srcs.v[i], "git@", 4) == 0) {
-                        r = kerr_set(err, 0, KERR_UNSUPPORTED,
-                                     "source '%s': kiln cannot download remote sources yet",
-                                     srcs.v[i]);
+        n_urls = count_urls(&srcs);
+        if (n_urls && in->kind == PARSER_COPY) {
+                r = kerr_set(err, 0, KERR_INVALID,
+                             "COPY does not take URLs ('%s'); use ADD to download", srcs.v[0]);
+                goto out;
+        }
+        if (n_urls && (n_urls != srcs.n || from)) {
+                r = kerr_set(err, 0, KERR_INVALID,
+                             "ADD cannot mix URLs with local or --from sources");
+                goto out;
+        }
+        if (!n_urls && flag_value(in, "checksum")) {
+                r = kerr_set(err, 0, KERR_INVALID, "--checksum is only for ADD of a URL");
+                goto out;
+        }
+        if (n_urls) {
+                if (fetch_urls(b, &srcs, flag_value(in, "checksum"), &url_dir, err) < 0)
                         goto out;
-                }
+                url_ctx = builder_context_open(url_dir, NULL, err);
+                if (!url_ctx)
+                        goto out;
+        }
         if (from) {
                 from_rootfs = from_view(sr, from, &tmp, err);
                 if (!from_rootfs)
                         goto out;
                 ca.src.rootfs = from_rootfs;
                 ca.src.name = from;
+        } else if (url_ctx) {
+                ca.src.context = url_ctx;
+                ca.src.name = "the downloaded files";
         } else {
                 if (!b->ctx) {
                         b->ctx = builder_context_open(b->o->context_dir ? b->o->context_dir : ".",
@@ -1324,7 +1469,8 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
                 }
                 ca.src.context = b->ctx;
         }
-        ca.opts.add = in->kind == PARSER_ADD;
+        /* Downloaded archives are not unpacked, as in docker. */
+        ca.opts.add = in->kind == PARSER_ADD && !n_urls;
         ca.opts.srcs = (const char *const *)srcs.v;
         ca.opts.n_srcs = srcs.n;
         ca.opts.heredocs = docs;
@@ -1341,6 +1487,10 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
         by = nop_created_by(in);
         r = layer_step(sr, copy_fn, &ca, by, err);
 out:
+        builder_context_free(url_ctx);
+        if (url_dir)
+                image_store_rmtree(url_dir, NULL);
+        free(url_dir);
         builder_rootfs_free(from_rootfs);
         result_release(&tmp);
         strv_release(&srcs);

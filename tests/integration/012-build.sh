@@ -118,4 +118,36 @@ t_grep "the error names both platforms" "the base image is linux/[a-z0-9]+, not 
 printf 'FROM --platform=$BUILDPLATFORM busybox\n' >ctx3/Containerfile
 t_ok "--platform=\$BUILDPLATFORM matches" "$KILN" build -q ctx3
 
+# ADD of an http URL: a server of our own on 127.0.0.1, stopped by PID.
+mkdir -p www/files
+printf 'downloaded\n' >www/files/data.txt
+python3 -m http.server 0 --bind 127.0.0.1 --directory www >http.log 2>&1 &
+http_pid=$!
+port=
+for _ in $(seq 50); do
+        port=$(sed -n 's/.*port \([0-9]*\).*/\1/p' http.log | head -1)
+        [ -n "$port" ] && break
+        sleep 0.1
+done
+url=http://127.0.0.1:$port/files/data.txt
+sum=sha256:$(sha256sum www/files/data.txt | cut -d' ' -f1)
+mkdir -p ctx4
+printf 'FROM scratch\nADD %s /dl/\nADD --checksum=%s %s /dl/again.txt\n' "$url" "$sum" "$url" >ctx4/Containerfile
+t_ok "ADD of a URL" "$KILN" build -t urlimg ctx4
+t_ok "export it" "$KILN" push urlimg "oci:$T_TMP/url:v1"
+t_ok "unpack it" umoci unpack --image "$T_TMP/url:v1" bundle4
+t_eq "the download is named after the URL" "$(cat bundle4/rootfs/dl/data.txt)" "downloaded"
+t_eq "downloads are mode 0600" "$(stat -c %a bundle4/rootfs/dl/data.txt)" "600"
+t_eq "--checksum verified download" "$(cat bundle4/rootfs/dl/again.txt)" "downloaded"
+printf 'FROM scratch\nADD --checksum=sha256:%064d %s /x\n' 0 "$url" >ctx4/Containerfile
+t_fails "a wrong --checksum fails" 1 "$KILN" build ctx4
+t_grep "the error names the URL and both digests" "'$url' has digest $sum, not the expected sha256:0{64}" "$T_ERR"
+printf 'FROM scratch\nADD http://127.0.0.1:%s/files/missing.txt /x\n' "$port" >ctx4/Containerfile
+t_fails "a 404 fails" 1 "$KILN" build ctx4
+t_grep "the error names the URL and the status" "missing\.txt'.*404" "$T_ERR"
+printf 'FROM scratch\nCOPY %s /x\n' "$url" >ctx4/Containerfile
+t_fails "COPY refuses URLs" 1 "$KILN" build ctx4
+kill "$http_pid"
+wait "$http_pid" 2>/dev/null
+
 t_done
