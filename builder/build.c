@@ -478,6 +478,7 @@ static int commit_layer(struct build *b, struct stage_result *res, const char *u
         strv_push(&res->chain, chain);
         image_config_add_diff_id(res->cfg, diff_id);
         image_config_add_history(res->cfg, b->created, created_by, false);
+        progress(b, "--> layer %.12s, %llu bytes", diff_id + 7, (unsigned long long)size);
         return 0;
 }
 
@@ -1031,7 +1032,7 @@ int builder_build(struct image_store *s, const struct builder_opts *o, char ret_
                 if (run_stage(&b, i, err) < 0)
                         goto out;
         }
-        progress(&b, "COMMIT %s", o->n_tags ? o->tags[0] : "");
+        progress(&b, "COMMIT%s%s", o->n_tags ? " " : "", o->n_tags ? o->tags[0] : "");
         if (commit_image(&b, &b.results[target], id, err) < 0)
                 goto out;
         progress(&b, "--> %.12s", id + 7);
