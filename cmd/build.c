@@ -50,7 +50,6 @@ int cmd_build(int argc, char **argv)
         enum {
                 OPT_BUILD_ARG = 256,
                 OPT_TARGET,
-                OPT_FORMAT,
                 OPT_LABEL,
                 OPT_IIDFILE,
                 OPT_IGNOREFILE,
@@ -61,7 +60,6 @@ int cmd_build(int argc, char **argv)
                 {"tag", required_argument, NULL, 't'},
                 {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
                 {"target", required_argument, NULL, OPT_TARGET},
-                {"format", required_argument, NULL, OPT_FORMAT},
                 {"label", required_argument, NULL, OPT_LABEL},
                 {"iidfile", required_argument, NULL, OPT_IIDFILE},
                 {"ignorefile", required_argument, NULL, OPT_IGNOREFILE},
@@ -98,17 +96,6 @@ int cmd_build(int argc, char **argv)
                         break;
                 case OPT_TARGET:
                         o.target = optarg;
-                        break;
-                case OPT_FORMAT:
-                        if (strcmp(optarg, "oci") == 0)
-                                o.format = IMAGE_FORMAT_OCI;
-                        else if (strcmp(optarg, "docker") == 0)
-                                o.format = IMAGE_FORMAT_DOCKER;
-                        else
-                                return cmd_usage_error("build",
-                                                       "unknown format '%s' (use oci or "
-                                                       "docker)",
-                                                       optarg);
                         break;
                 case OPT_LABEL:
                         list_add(&labels, optarg);

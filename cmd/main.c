@@ -28,7 +28,6 @@ static const struct kiln_cmd commands[] = {
                          "  -t, --tag NAME           name the image (repeatable)\n"
                          "      --build-arg K[=V]    set a build argument (repeatable)\n"
                          "      --target STAGE       build this stage instead of the last one\n"
-                         "      --format FORMAT      oci (default) or docker\n"
                          "      --label K=V          add a label to the image (repeatable)\n"
                          "      --iidfile FILE       write the image id to FILE\n"
                          "      --ignorefile FILE    use FILE instead of .containerignore\n"

@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rc=0
-mapfile -t files < <(git ls-files -co --exclude-standard -- '*.c' '*.h' | grep -v '^build')
+mapfile -t files < <(git ls-files -co --exclude-standard -- '*.c' '*.h' | grep -Ev '^(build|testdata)/')
 if ! clang-format --dry-run --Werror "${files[@]}"; then
         echo "lint: run clang-format -i on the files above" >&2
         rc=1
