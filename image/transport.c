@@ -1286,10 +1286,12 @@ static int store_image(struct image_store *s, const char *config_digest,
                                 image_store_rmtree(dir, NULL);
                                 return -1;
                         }
-                } else if (layers[i].media_type && strcmp(layers[i].digest, want) != 0 &&
+                } else if (strcmp(layers[i].digest, want) != 0 &&
                            !layer_has_blob(s, chain, layers[i].digest)) {
                         /* The layer is here already: before this blob is recorded as a form
-                         * of it (and reused by the next export), it must really be one. */
+                         * of it (and reused by the next export), it must really be one; and
+                         * an archive that carries a damaged copy is refused, not taken on
+                         * the strength of what the store had. */
                         uint64_t size;
 
                         if (uncompressed_digest(s, layers[i].digest, got, &size, err) < 0)

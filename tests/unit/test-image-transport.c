@@ -401,6 +401,45 @@ TEST(diff_id_mismatch)
         teardown(&f);
 }
 
+/* A docker archive with a damaged copy of a layer the store already has is refused too:
+ * the store's good copy does not vouch for the archive. */
+TEST(damaged_layer_for_a_known_layer)
+{
+        struct fixture f;
+        static const char zeros[1024];
+        char cfg[512], path[160], id[KDIGEST_STRLEN], *r;
+        const struct member m[] = {
+                {"manifest.json", "[{\"Config\":\"c.json\",\"Layers\":[\"l.tar\"]}]", NULL},
+                {"c.json", cfg, NULL},
+                {"l.tar", zeros, NULL, sizeof(zeros)},
+        };
+        struct image_config *c;
+        struct kbuf b = KBUF_INIT;
+        struct kerr *err = NULL;
+
+        setup(&f);
+        CHECK(image_blob_read(f.s, f.id, 1u << 20, &b, NULL) == 0);
+        c = image_config_parse(b.data, b.len, f.id, NULL);
+        CHECK(c && c->n_diff_ids == 2);
+        if (!c)
+                return;
+        snprintf(cfg, sizeof(cfg),
+                 "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+                 "\"diff_ids\":[\"%s\"]}}",
+                 c->diff_ids[0]);
+        image_config_free(c);
+        kbuf_release(&b);
+        snprintf(path, sizeof(path), "%s/in.tar", f.dir);
+        write_tar(path, m, 3);
+        if (asprintf(&r, "docker-archive:%s", path) < 0)
+                abort();
+        CHECK(image_import(f.s, r, id, &err) < 0);
+        CHECK(err && err->code == KERR_DIGEST && strstr(err->msg, "unpacks to"));
+        kerr_free(err);
+        free(r);
+        teardown(&f);
+}
+
 TEST(corrupt_oci_layout_blob)
 {
         struct fixture f;
