@@ -69,7 +69,7 @@ fuzz_one() {
         [ $rc -eq 0 ] || { tail -40 "$results/$target.log"; echo "reproducer: $results/$target-*"; }
         return $rc
 }
-for target in fuzz-parser fuzz-ignore fuzz-expand; do
+for target in fuzz-parser fuzz-ignore fuzz-expand fuzz-image-json fuzz-tar; do
         if [ -x build/ci-asan/tests/fuzz/$target ]; then
                 step "fuzz $target ${FUZZ_SECONDS}s" fuzz_one $target
         else
