@@ -717,7 +717,9 @@ static void dtime_add(struct copier *c, const char *dpath, struct timespec t)
 }
 
 /* Makes dpath a directory with the source directory's metadata. When meta is false (the
- * top of a copy into an existing directory) an existing directory is left as it is. */
+ * top of a directory copy) an existing directory is left as it is, and a missing one is made
+ * as a destination directory is, 0755 and owned as --chown says: only the contents are
+ * copied, so "COPY dir /d" and "COPY dir /d/" give the same /d (buildah does this). */
 static int make_dir(struct copier *c, const struct stat *st, const char *dpath, bool meta,
                     struct kerr **err)
 {
@@ -727,10 +729,14 @@ static int make_dir(struct copier *c, const struct stat *st, const char *dpath, 
         gid_t gid;
         bool existed = builder_rootfs_stat(c->dst, dpath, false, &dst_st, NULL, &e) == 0 &&
                        S_ISDIR(dst_st.st_mode);
+        mode_t mode = c->chmod ? c->mode : st->st_mode & 07777;
 
         kerr_free(e);
         owner_of(c, st, &uid, &gid);
-        mode_t mode = c->chmod ? c->mode : st->st_mode & 07777;
+        if (!meta) {
+                created_owner(c, &uid, &gid);
+                mode = 0755;
+        }
         if (builder_rootfs_mkdir_replace(c->dst, dpath, mode, uid, gid, err) < 0)
                 return -1;
         if (existed && !meta)

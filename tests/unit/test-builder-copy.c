@@ -469,6 +469,42 @@ TEST(copy_chown_numeric_and_chmod)
         fx_free(&f);
 }
 
+TEST(copy_dir_top_is_a_plain_dir)
+{
+        struct fx f;
+        const char *srcs[] = {"priv"};
+        struct builder_copy_opts o = {.srcs = srcs,
+                                      .n_srcs = 1,
+                                      .dest = "/p1",
+                                      .chown = "5:6",
+                                      .chmod = "0711",
+                                      .mtime_clamp = -1};
+
+        fx_init(&f);
+        put(f.ctx, "priv/x", "X", 0644);
+        CHECK(fchmodat(f.ctx, "priv", 0700, 0) == 0);
+        fx_open(&f, NULL);
+        CASE("without a slash the top is made 0755, owned as --chown says");
+        CHECK(copy_full(&f, &o, false) == 0);
+        CHECK_INTEQ(mode_of(f.up, "p1") & 07777, 0755);
+        CHECK_INTEQ(stat_of(f.up, "p1").st_uid, 5);
+        CHECK_INTEQ(stat_of(f.up, "p1").st_gid, 6);
+        CHECK_INTEQ(mode_of(f.up, "p1/x") & 07777, 0711);
+        CASE("as with a slash");
+        o.dest = "/p2/";
+        CHECK(copy_full(&f, &o, false) == 0);
+        CHECK_INTEQ(mode_of(f.up, "p2") & 07777, 0755);
+        CHECK_INTEQ(stat_of(f.up, "p2").st_uid, 5);
+        CASE("without --chmod the source directory's mode is not taken either");
+        o.dest = "/p3";
+        o.chmod = NULL;
+        o.chown = NULL;
+        CHECK(copy_full(&f, &o, false) == 0);
+        CHECK_INTEQ(mode_of(f.up, "p3") & 07777, 0755);
+        CHECK_INTEQ(stat_of(f.up, "p3").st_uid, 0);
+        fx_free(&f);
+}
+
 TEST(copy_exclude)
 {
         struct fx f;
