@@ -207,15 +207,94 @@ static int load_image(struct image_store *s, const char *id, struct exp_image *i
         return 0;
 }
 
+/* The uncompressed stream of a stored layer blob to sink (NULL: only hashed), with its
+ * sha256 and size. */
+static int blob_uncompressed(struct image_store *s, const char *digest, image_sink_fn sink,
+                             void *ctx, char ret_digest[KDIGEST_STRLEN], uint64_t *ret_size,
+                             struct kerr **err)
+{
+        _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+        _cleanup_close_ int fd = image_blob_open(s, digest, err);
+        _cleanup_free_ char *buf = NULL;
+        struct kdigest *d = NULL;
+        struct archive_entry *e;
+        uint64_t total = 0;
+        la_ssize_t n;
+        int r;
+
+        if (fd < 0)
+                return -1;
+        if (!a)
+                abort();
+        archive_read_support_filter_all(a);
+        archive_read_support_format_raw(a);
+        if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK ||
+            archive_read_next_header(a, &e) != ARCHIVE_OK)
+                return kerr_from_archive(err, a, "read layer blob %s", digest);
+        d = kdigest_new(err);
+        if (!d)
+                return -1;
+        buf = malloc(COPY_CHUNK);
+        if (!buf)
+                abort();
+        while ((n = archive_read_data(a, buf, COPY_CHUNK)) > 0) {
+                kdigest_update(d, buf, (size_t)n);
+                total += (uint64_t)n;
+                if (sink && sink(ctx, buf, (size_t)n, err) < 0) {
+                        kdigest_free(d);
+                        return -1;
+                }
+        }
+        if (n < 0) {
+                kdigest_free(d);
+                return kerr_from_archive(err, a, "read layer blob %s", digest);
+        }
+        r = kdigest_final(d, ret_digest, err);
+        kdigest_free(d);
+        if (r < 0)
+                return -1;
+        *ret_size = total;
+        return 0;
+}
+
+/* The uncompressed tar of a layer to sink: decompressed from a stored blob of it when there
+ * is one, since an imported layer's tar need not be what kiln's writer makes of its
+ * directory (entry order, implicit parents, names through symlinks); else written from the
+ * directory. Callers compare ret_digest with the diff_id. */
+static int layer_stream(struct image_store *s, const char *chain_id, image_sink_fn sink, void *ctx,
+                        char ret_digest[KDIGEST_STRLEN], uint64_t *ret_size, struct kerr **err)
+{
+        struct image_tar_opts topts = {.clamp_mtime = -1};
+        struct image_layer l = {0};
+        _cleanup_close_ int dfd = -1;
+        char blob[KDIGEST_STRLEN] = "";
+
+        if (image_layer_get(s, chain_id, &l, err) < 0)
+                return -1;
+        /* An uncompressed form first: it needs no decompression. */
+        for (size_t i = 0; i < l.n_blobs; i++) {
+                if (!image_blob_exists(s, l.blobs[i].digest))
+                        continue;
+                if (!blob[0] || image_layer_type_compression(l.blobs[i].media_type) ==
+                                        (int)IMAGE_COMPRESSION_NONE)
+                        memcpy(blob, l.blobs[i].digest, KDIGEST_STRLEN);
+        }
+        image_layer_release(&l);
+        if (blob[0])
+                return blob_uncompressed(s, blob, sink, ctx, ret_digest, ret_size, err);
+        dfd = image_layer_open_diff(s, chain_id, err);
+        if (dfd < 0)
+                return -1;
+        return image_layer_tar(dfd, &topts, sink, ctx, ret_digest, ret_size, err);
+}
+
 /* Finds or makes the blob of a layer with the wanted compression. */
 static int layer_blob(struct image_store *s, struct exp_layer *el, enum image_compression comp,
                       bool docker, const struct image_export_opts *opts, struct kerr **err)
 {
         const char *mt = image_layer_media_type(comp, docker);
-        struct image_tar_opts topts = {.clamp_mtime = -1};
         _cleanup_(image_blob_writer_freep) struct image_blob_writer *w = NULL;
         _cleanup_(image_compressor_freep) struct image_compressor *z = NULL;
-        _cleanup_close_ int dfd = -1;
         struct image_layer l = {0};
         char got[KDIGEST_STRLEN];
         uint64_t tar_size = 0;
@@ -238,20 +317,17 @@ static int layer_blob(struct image_store *s, struct exp_layer *el, enum image_co
         }
         image_layer_release(&l);
 
-        dfd = image_layer_open_diff(s, el->chain_id, err);
-        if (dfd < 0)
-                return -1;
         w = image_blob_writer_new(s, err);
         if (!w)
                 return -1;
         if (comp == IMAGE_COMPRESSION_NONE) {
-                r = image_layer_tar(dfd, &topts, image_blob_writer_sink, w, got, &tar_size, err);
+                r = layer_stream(s, el->chain_id, image_blob_writer_sink, w, got, &tar_size, err);
         } else {
                 z = image_compressor_new(comp, opts ? opts->level : 0, opts ? opts->threads : 0,
                                          image_blob_writer_sink, w, err);
                 if (!z)
                         return -1;
-                r = image_layer_tar(dfd, &topts, image_compressor_sink, z, got, &tar_size, err);
+                r = layer_stream(s, el->chain_id, image_compressor_sink, z, got, &tar_size, err);
                 if (r == 0)
                         r = image_compressor_finish(z, err);
         }
@@ -259,8 +335,8 @@ static int layer_blob(struct image_store *s, struct exp_layer *el, enum image_co
                 return kerr_wrap(err, "write the tar of layer %s", el->diff_id);
         if (strcmp(got, el->diff_id) != 0)
                 return kerr_set(err, 0, KERR_DIGEST,
-                                "layer %s: its directory now gives %s; it changed after commit, or "
-                                "was committed from a tar with clamped times",
+                                "layer %s: its tar now gives %s; its directory changed after "
+                                "commit, or it was committed from a tar with clamped times",
                                 el->diff_id, got);
         if (image_blob_writer_commit(w, NULL, el->digest, &el->size, err) < 0)
                 return -1;
@@ -663,7 +739,6 @@ static int export_docker_archive(struct image_store *s, const struct tref *t,
                     *tags = json_array();
         _cleanup_free_ char *mtext = NULL;
         char cname[96];
-        struct image_tar_opts topts = {.clamp_mtime = -1};
 
         if (!manifest || !entry || !layers || !tags)
                 abort();
@@ -675,7 +750,6 @@ static int export_docker_archive(struct image_store *s, const struct tref *t,
                 const struct exp_layer *el = &img->layers[i];
                 char lname[96], got[KDIGEST_STRLEN];
                 struct aw_sink_ctx c = {&w, lname, el->tar_size};
-                _cleanup_close_ int dfd = -1;
                 uint64_t size = 0;
                 bool dup = false;
 
@@ -685,19 +759,16 @@ static int export_docker_archive(struct image_store *s, const struct tref *t,
                         dup = dup || strcmp(img->layers[j].diff_id, el->diff_id) == 0;
                 if (dup)
                         continue;
-                dfd = image_layer_open_diff(s, el->chain_id, err);
-                if (dfd < 0)
-                        return -1;
                 /* The tar size is recorded, so the stream goes straight into the archive. */
                 if (aw_header(&w, lname, false, el->tar_size, err) < 0 ||
-                    image_layer_tar(dfd, &topts, aw_sink, &c, got, &size, err) < 0)
+                    layer_stream(s, el->chain_id, aw_sink, &c, got, &size, err) < 0)
                         return kerr_wrap(err, "write layer %s", el->diff_id);
                 if (strcmp(got, el->diff_id) != 0 || c.left != 0)
                         return kerr_set(
                                 err, 0, KERR_DIGEST,
-                                "layer %s: its directory now gives %s (%llu bytes); it changed "
-                                "after commit, or was committed from a tar with clamped "
-                                "times",
+                                "layer %s: its tar now gives %s (%llu bytes); its directory "
+                                "changed after commit, or it was committed from a tar with "
+                                "clamped times",
                                 el->diff_id, got, (unsigned long long)size);
         }
         set_new(entry, "Config", json_string(cname));
@@ -1161,51 +1232,6 @@ static int source_blob_read(struct image_store *s, struct source *src, const cha
         return image_blob_read(s, digest, max, out, err);
 }
 
-/* The sha256 and size of the uncompressed stream of a layer blob. */
-static int uncompressed_digest(struct image_store *s, const char *digest,
-                               char ret_digest[KDIGEST_STRLEN], uint64_t *ret_size,
-                               struct kerr **err)
-{
-        _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
-        _cleanup_close_ int fd = image_blob_open(s, digest, err);
-        _cleanup_free_ char *buf = NULL;
-        struct kdigest *d = NULL;
-        struct archive_entry *e;
-        uint64_t total = 0;
-        la_ssize_t n;
-        int r;
-
-        if (fd < 0)
-                return -1;
-        if (!a)
-                abort();
-        archive_read_support_filter_all(a);
-        archive_read_support_format_raw(a);
-        if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK ||
-            archive_read_next_header(a, &e) != ARCHIVE_OK)
-                return kerr_from_archive(err, a, "read layer blob %s", digest);
-        d = kdigest_new(err);
-        if (!d)
-                return -1;
-        buf = malloc(COPY_CHUNK);
-        if (!buf)
-                abort();
-        while ((n = archive_read_data(a, buf, COPY_CHUNK)) > 0) {
-                kdigest_update(d, buf, (size_t)n);
-                total += (uint64_t)n;
-        }
-        if (n < 0) {
-                kdigest_free(d);
-                return kerr_from_archive(err, a, "read layer blob %s", digest);
-        }
-        r = kdigest_final(d, ret_digest, err);
-        kdigest_free(d);
-        if (r < 0)
-                return -1;
-        *ret_size = total;
-        return 0;
-}
-
 /* True when the layer already records blob as one of its forms. */
 static bool layer_has_blob(struct image_store *s, const char *chain, const char *blob)
 {
@@ -1277,8 +1303,8 @@ static int store_image(struct image_store *s, const char *config_digest,
                         }
                         if (strcmp(layers[i].digest, want) == 0)
                                 tar_size = layers[i].size;
-                        else if (uncompressed_digest(s, layers[i].digest, got, &tar_size, err) <
-                                 0) {
+                        else if (blob_uncompressed(s, layers[i].digest, NULL, NULL, got, &tar_size,
+                                                   err) < 0) {
                                 image_store_rmtree(dir, NULL);
                                 return -1;
                         }
@@ -1294,7 +1320,7 @@ static int store_image(struct image_store *s, const char *config_digest,
                          * the strength of what the store had. */
                         uint64_t size;
 
-                        if (uncompressed_digest(s, layers[i].digest, got, &size, err) < 0)
+                        if (blob_uncompressed(s, layers[i].digest, NULL, NULL, got, &size, err) < 0)
                                 return -1;
                         if (strcmp(got, want) != 0)
                                 return kerr_set(err, 0, KERR_DIGEST,

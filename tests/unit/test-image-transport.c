@@ -440,6 +440,58 @@ TEST(damaged_layer_for_a_known_layer)
         teardown(&f);
 }
 
+/* A layer imported from a tar that kiln's writer would not make of its directory (names
+ * out of order, no directory entries) still exports, in any form, with its diff_id. */
+TEST(foreign_layer_tar_exports)
+{
+        struct fixture f;
+        const struct member files[] = {{"b/x", "1\n", NULL}, {"a/y", "2\n", NULL}};
+        struct image_export_opts o = {.compression = IMAGE_COMPRESSION_GZIP};
+        struct kbuf lt = KBUF_INIT;
+        char cfg[512], path[160], diff_id[KDIGEST_STRLEN], id[KDIGEST_STRLEN], id2[KDIGEST_STRLEN];
+        char m[KDIGEST_STRLEN], *r;
+        struct kerr *err = NULL;
+        int dfd;
+
+        setup(&f);
+        snprintf(path, sizeof(path), "%s/layer.tar", f.dir);
+        write_tar(path, files, 2);
+        dfd = open(f.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(kfs_read_file(dfd, "layer.tar", 0, &lt, NULL) == 0);
+        kfs_close(dfd);
+        CHECK(kdigest_buf(lt.data, lt.len, diff_id, NULL) == 0);
+        snprintf(cfg, sizeof(cfg),
+                 "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+                 "\"diff_ids\":[\"%s\"]}}",
+                 diff_id);
+        {
+                const struct member m2[] = {
+                        {"manifest.json", "[{\"Config\":\"c.json\",\"Layers\":[\"l.tar\"]}]", NULL},
+                        {"c.json", cfg, NULL},
+                        {"l.tar", lt.data, NULL, lt.len},
+                };
+                snprintf(path, sizeof(path), "%s/in.tar", f.dir);
+                write_tar(path, m2, 3);
+        }
+        if (asprintf(&r, "docker-archive:%s", path) < 0)
+                abort();
+        CHECK(image_import(f.s, r, id, &err) == 0);
+        free(r);
+        r = ref(&f, "oci", "out", ":gz");
+        CHECK(image_export(f.s, id, r, &o, m, &err) == 0);
+        CHECK(import_fresh(&f, r, id2, &err) == 0 && strcmp(id, id2) == 0);
+        free(r);
+        r = ref(&f, "docker-archive", "out.tar", "");
+        CHECK(image_export(f.s, id, r, NULL, m, &err) == 0);
+        CHECK(import_fresh(&f, r, id2, &err) == 0 && strcmp(id, id2) == 0);
+        if (err)
+                printf("# %s\n", err->msg);
+        kerr_free(err);
+        free(r);
+        kbuf_release(&lt);
+        teardown(&f);
+}
+
 TEST(corrupt_oci_layout_blob)
 {
         struct fixture f;
