@@ -360,6 +360,8 @@ static int find_target(const struct build *b, size_t *ret, struct kerr **err)
 
 /* ---- bases ---- */
 
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 static void result_release(struct stage_result *r)
 {
         image_config_free(r->cfg);
@@ -410,7 +412,9 @@ static int resolve_base(struct build *b, size_t idx, const char *base, struct st
                 return 0;
         }
         if (strcmp(base, "scratch") == 0) {
+                /* docker (both builders) and buildah give scratch the default PATH. */
                 res->cfg = image_config_new();
+                image_config_set_env(res->cfg, "PATH", DEFAULT_PATH);
                 return 0;
         }
         if (image_is_transport(base)) {

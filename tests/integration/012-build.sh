@@ -45,7 +45,8 @@ t_ok "export to oci:" "$KILN" push test1 "oci:$T_TMP/layout:v1"
 t_ok "skopeo reads the layout" skopeo inspect "oci:$T_TMP/layout:v1"
 t_ok "skopeo reads the config" skopeo inspect --config "oci:$T_TMP/layout:v1"
 cp "$T_OUT" config.json
-t_eq "Env" "$(jq -c '.config.Env' config.json)" '["A=1","B=two words"]'
+t_eq "Env" "$(jq -c '.config.Env' config.json)" \
+        '["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","A=1","B=two words"]'
 t_eq "Labels" "$(jq -c '.config.Labels' config.json)" '{"org.example.k":"v"}'
 t_eq "WorkingDir" "$(jq -r '.config.WorkingDir' config.json)" "/opt"
 t_eq "ExposedPorts" "$(jq -c '.config.ExposedPorts' config.json)" '{"443/udp":{},"80/tcp":{}}'
