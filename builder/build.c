@@ -749,7 +749,9 @@ static int run_config(struct stage_run *sr, const struct parser_instr *in, const
                 if ((r = expand(b, env, in->args[0], &val, err)) < 0)
                         break;
                 dir = join_clean(cfg->working_dir, val);
-                replace_str(&cfg->working_dir, dir);
+                /* docker keeps an absolute WORKDIR as written ("/a/../b", "/c/") and joins a
+                 * relative one to the current one with path.Join, which cleans. */
+                replace_str(&cfg->working_dir, val[0] == '/' ? val : dir);
                 /* WORKDIR makes a layer only when it creates the directory. */
                 return stage_workdir_create(sr, dir, err);
         }
