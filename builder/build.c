@@ -1162,11 +1162,34 @@ fail:
         return r;
 }
 
+/* The directories WORKDIR creates belong to the stage's USER, as in BuildKit and buildah;
+ * a user or group the image's account files do not name gives root, as in buildah. */
 static int workdir_fn(struct stage_run *sr, struct builder_rootfs *view, void *arg,
                       struct kerr **err)
 {
-        (void)sr;
-        return builder_rootfs_mkdir_p(view, arg, 0755, 0, 0, err);
+        const char *user = sr->res->cfg->user;
+        uid_t uid = 0;
+        gid_t gid = 0;
+
+        if (user && *user) {
+                struct kerr *e = NULL;
+
+                if (builder_resolve_chown(view, user, &uid, &gid, &e) < 0) {
+                        if (e->code != KERR_NOTFOUND && e->code != KERR_INVALID) {
+                                if (err) {
+                                        kerr_free(*err);
+                                        *err = e;
+                                } else {
+                                        kerr_free(e);
+                                }
+                                return kerr_wrap(err, "resolve USER '%s'", user);
+                        }
+                        kerr_free(e);
+                        uid = 0;
+                        gid = 0;
+                }
+        }
+        return builder_rootfs_mkdir_p(view, arg, 0755, uid, gid, err);
 }
 
 static int stage_workdir_create(struct stage_run *sr, const char *dir, struct kerr **err)
