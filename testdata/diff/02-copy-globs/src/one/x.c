@@ -1,0 +1,1 @@
+src/one/x.c

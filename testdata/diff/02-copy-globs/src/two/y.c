@@ -1,0 +1,1 @@
+src/two/y.c
