@@ -36,6 +36,9 @@ int cmd_fail(const struct kerr *err);
 void cmd_print_help(const struct kiln_cmd *c);
 /* Handles getopt's '?' and ':' results uniformly; returns KILN_EXIT_USAGE. */
 int cmd_bad_option(const char *cmd, int opt, char **argv, int optind_now);
+/* Option parsing for commands whose only option is --help: returns -1 to go on (optind is
+ * past the options), or the exit code to return. */
+int cmd_help_only_options(const char *cmd, int argc, char **argv);
 
 int cmd_build(int argc, char **argv);
 int cmd_check(int argc, char **argv);

@@ -11,26 +11,15 @@
 
 int cmd_inspect(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"help", no_argument, NULL, 'h'},
-                {0},
-        };
         struct image_store *s = NULL;
         struct kerr *err = NULL;
         struct kbuf out = KBUF_INIT;
         char id[KDIGEST_STRLEN];
         int opt, r = KILN_EXIT_OK;
 
-        opterr = 0;
-        while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-                switch (opt) {
-                case 'h':
-                        cmd_print_help(kiln_cmd_find("inspect"));
-                        return KILN_EXIT_OK;
-                default:
-                        return cmd_bad_option("inspect", opt, argv, optind);
-                }
-        }
+        opt = cmd_help_only_options("inspect", argc, argv);
+        if (opt >= 0)
+                return opt;
         if (optind >= argc)
                 return cmd_usage_error("inspect", "an image name or id is needed");
         if (optind + 1 < argc)

@@ -206,6 +206,25 @@ int cmd_bad_option(const char *cmd, int opt, char **argv, int optind_now)
         return cmd_usage_error(cmd, "unknown flag '%s'", arg);
 }
 
+int cmd_help_only_options(const char *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        int opt;
+
+        opterr = 0;
+        while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+                if (opt == 'h') {
+                        cmd_print_help(kiln_cmd_find(cmd));
+                        return KILN_EXIT_OK;
+                }
+                return cmd_bad_option(cmd, opt, argv, optind);
+        }
+        return -1;
+}
+
 static void print_main_help(FILE *out)
 {
         unsigned n;

@@ -63,24 +63,13 @@ out:
 
 int cmd_rmi(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"help", no_argument, NULL, 'h'},
-                {0},
-        };
         struct image_store *s;
         struct kerr *err = NULL;
         int opt, r = KILN_EXIT_OK;
 
-        opterr = 0;
-        while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-                switch (opt) {
-                case 'h':
-                        cmd_print_help(kiln_cmd_find("rmi"));
-                        return KILN_EXIT_OK;
-                default:
-                        return cmd_bad_option("rmi", opt, argv, optind);
-                }
-        }
+        opt = cmd_help_only_options("rmi", argc, argv);
+        if (opt >= 0)
+                return opt;
         if (optind >= argc)
                 return cmd_usage_error("rmi", "at least one image name or id is needed");
         s = image_store_open(kiln_globals.root, &err);

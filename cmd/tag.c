@@ -11,25 +11,14 @@
 
 int cmd_tag(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"help", no_argument, NULL, 'h'},
-                {0},
-        };
         struct image_store *s = NULL;
         struct kerr *err = NULL;
         char id[KDIGEST_STRLEN];
         int opt, r = KILN_EXIT_OK;
 
-        opterr = 0;
-        while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-                switch (opt) {
-                case 'h':
-                        cmd_print_help(kiln_cmd_find("tag"));
-                        return KILN_EXIT_OK;
-                default:
-                        return cmd_bad_option("tag", opt, argv, optind);
-                }
-        }
+        opt = cmd_help_only_options("tag", argc, argv);
+        if (opt >= 0)
+                return opt;
         if (argc - optind < 2)
                 return cmd_usage_error("tag", "a source image and at least one new name are "
                                               "needed");
