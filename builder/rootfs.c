@@ -272,14 +272,15 @@ static int merged_lookup(struct builder_rootfs *r, size_t lo, size_t hi, const c
                                 new_bottom = i;
                                 if (!S_ISDIR(s.st_mode))
                                         break;
-                                if (p[1] && dir_is_opaque(r->fds[i], p))
+                                /* Opacity only matters with layers left below. */
+                                if (p[1] && i > bottom && dir_is_opaque(r->fds[i], p))
                                         break;
                                 continue;
                         }
                         if (!S_ISDIR(s.st_mode))
                                 break;
                         new_bottom = i;
-                        if (dir_is_opaque(r->fds[i], p))
+                        if (i > bottom && dir_is_opaque(r->fds[i], p))
                                 break;
                 }
                 if (!found)
