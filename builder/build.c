@@ -1001,7 +1001,12 @@ static int commit_image(struct build *b, struct stage_result *res, char ret_id[K
         kbuf_release(&data);
         if (r < 0)
                 return r;
-        return image_index_add(b->s, ret_id, b->o->tags, b->o->n_tags, err);
+        if (image_index_add(b->s, ret_id, b->o->tags, b->o->n_tags, err) < 0)
+                return -1;
+        if (!b->o->format && !b->o->n_annotations)
+                return 0;
+        return image_index_set_build_info(b->s, ret_id, b->o->format, b->o->annotations,
+                                          b->o->n_annotations, err);
 }
 
 int builder_build(struct image_store *s, const struct builder_opts *o, char ret_id[KDIGEST_STRLEN],

@@ -32,7 +32,10 @@ struct builder_opts {
         size_t n_tags;
         const char *const *build_args; /* "K=V", or "K" to take K from the environment */
         size_t n_build_args;
-        const char *target;        /* --target: a stage name or index; NULL: the last stage */
+        const char *target;             /* --target: a stage name or index; NULL: the last stage */
+        const char *format;             /* --format: "oci", "docker" or NULL */
+        const char *const *annotations; /* --annotation K=V, for the image's manifests */
+        size_t n_annotations;
         const char *const *labels; /* --label K=V */
         size_t n_labels;
         const char *ignorefile; /* --ignorefile; NULL: .containerignore, then .dockerignore */

@@ -48,6 +48,8 @@ static int parse_timestamp(const char *s, int64_t *ret)
 int cmd_build(int argc, char **argv)
 {
         enum {
+                OPT_FORMAT = 200,
+                OPT_ANNOTATION,
                 OPT_BUILD_ARG = 256,
                 OPT_TARGET,
                 OPT_LABEL,
@@ -61,6 +63,8 @@ int cmd_build(int argc, char **argv)
                 {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
                 {"target", required_argument, NULL, OPT_TARGET},
                 {"label", required_argument, NULL, OPT_LABEL},
+                {"format", required_argument, NULL, OPT_FORMAT},
+                {"annotation", required_argument, NULL, OPT_ANNOTATION},
                 {"iidfile", required_argument, NULL, OPT_IIDFILE},
                 {"ignorefile", required_argument, NULL, OPT_IGNOREFILE},
                 {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
@@ -68,7 +72,7 @@ int cmd_build(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
-        struct list tags = {0}, args = {0}, labels = {0};
+        struct list tags = {0}, args = {0}, labels = {0}, annots = {0};
         struct builder_opts o = {.timestamp = -1};
         const char *iidfile = NULL, *sde = getenv("SOURCE_DATE_EPOCH");
         bool quiet = false;
@@ -96,6 +100,18 @@ int cmd_build(int argc, char **argv)
                         break;
                 case OPT_TARGET:
                         o.target = optarg;
+                        break;
+                case OPT_FORMAT:
+                        if (strcmp(optarg, "oci") != 0 && strcmp(optarg, "docker") != 0)
+                                return cmd_usage_error(
+                                        "build", "unknown format '%s' (use oci or docker)", optarg);
+                        o.format = optarg;
+                        break;
+                case OPT_ANNOTATION:
+                        if (!strchr(optarg, '=') || optarg[0] == '=')
+                                return cmd_usage_error("build", "--annotation '%s' is not K=V",
+                                                       optarg);
+                        list_add(&annots, optarg);
                         break;
                 case OPT_LABEL:
                         list_add(&labels, optarg);
@@ -131,6 +147,8 @@ int cmd_build(int argc, char **argv)
         o.n_tags = tags.n;
         o.build_args = args.v;
         o.n_build_args = args.n;
+        o.annotations = annots.v;
+        o.n_annotations = annots.n;
         o.labels = labels.v;
         o.n_labels = labels.n;
         if (!quiet)
@@ -159,5 +177,6 @@ out:
         free(tags.v);
         free(args.v);
         free(labels.v);
+        free(annots.v);
         return r;
 }

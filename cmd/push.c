@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 #include "cmd/cmd.h"
 #include "common/err.h"
 #include "common/fs.h"
@@ -24,6 +26,10 @@ int cmd_push(int argc, char **argv)
                 {0},
         };
         struct image_export_opts eo = {.compression = IMAGE_COMPRESSION_GZIP};
+        struct image_record *recs = NULL;
+        struct image_kv *ann = NULL;
+        size_t n_recs = 0;
+        bool format_given = false;
         const char *digestfile = NULL, *name, *dest;
         struct image_store *s = NULL;
         struct kerr *err = NULL;
@@ -36,6 +42,7 @@ int cmd_push(int argc, char **argv)
         while ((opt = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
                 switch (opt) {
                 case OPT_FORMAT:
+                        format_given = true;
                         if (strcmp(optarg, "oci") == 0)
                                 eo.format = IMAGE_FORMAT_OCI;
                         else if (strcmp(optarg, "docker") == 0 || strcmp(optarg, "v2s2") == 0)
@@ -93,7 +100,29 @@ int cmd_push(int argc, char **argv)
         }
         s = image_store_open(kiln_globals.root, &err);
         if (!s || image_index_resolve(s, name, id, &err) < 0 ||
-            image_export(s, id, dest, &eo, manifest, &err) < 0)
+            image_index_list(s, &recs, &n_recs, &err) < 0)
+                goto out;
+        /* What the build asked for (--format, --annotation) applies unless overridden. */
+        for (size_t i = 0; i < n_recs; i++) {
+                const struct image_record *rec = &recs[i];
+
+                if (strcmp(rec->id, id) != 0)
+                        continue;
+                if (!format_given && rec->format && strcmp(rec->format, "docker") == 0)
+                        eo.format = IMAGE_FORMAT_DOCKER;
+                ann = kcalloc(rec->n_annotations + 1, sizeof(*ann));
+                for (size_t k = 0; k < rec->n_annotations; k++) {
+                        const char *kv = rec->annotations[k];
+                        const char *eq = strchr(kv, '=');
+                        size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
+
+                        ann[k].key = kstrndup(kv, klen);
+                        ann[k].value = (char *)(eq ? eq + 1 : "");
+                }
+                eo.annotations = ann;
+                eo.n_annotations = rec->n_annotations;
+        }
+        if (image_export(s, id, dest, &eo, manifest, &err) < 0)
                 goto out;
         if (!quiet)
                 printf("Wrote %s to %s (manifest %s)\n", name, dest, manifest);
@@ -107,6 +136,10 @@ out:
         if (r != KILN_EXIT_OK)
                 r = cmd_fail(err);
         kerr_free(err);
+        for (size_t k = 0; k < eo.n_annotations; k++)
+                free(ann[k].key);
+        free(ann);
+        image_records_free(recs, n_recs);
         image_store_free(s);
         return r;
 }

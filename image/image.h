@@ -139,6 +139,9 @@ struct image_record {
         size_t n_names;
         char **manifests; /* digests of manifests made for it by push or export */
         size_t n_manifests;
+        char *format;       /* "oci" or "docker" as built with --format; NULL: unset */
+        char **annotations; /* "K=V" from build --annotation, for its manifests */
+        size_t n_annotations;
 };
 
 void image_record_release(struct image_record *r);
@@ -150,6 +153,10 @@ int image_index_list(struct image_store *s, struct image_record **ret, size_t *r
  * here, as podman does. Each name is normalised with image_normalize_name. */
 int image_index_add(struct image_store *s, const char *id, const char *const *names, size_t n,
                     struct kerr **err);
+/* Records what a build asked of the image's future manifests: the format ("oci",
+ * "docker" or NULL) and "K=V" annotations. */
+int image_index_set_build_info(struct image_store *s, const char *id, const char *format,
+                               const char *const *annotations, size_t n, struct kerr **err);
 int image_index_add_manifest(struct image_store *s, const char *id, const char *manifest_digest,
                              struct kerr **err);
 /* Finds an image by name (normalised as podman does for short names), full id, "sha256:"

@@ -32,8 +32,13 @@ void image_record_release(struct image_record *r)
         for (size_t i = 0; i < r->n_manifests; i++)
                 free(r->manifests[i]);
         free(r->manifests);
-        r->names = r->manifests = NULL;
-        r->n_names = r->n_manifests = 0;
+        for (size_t i = 0; i < r->n_annotations; i++)
+                free(r->annotations[i]);
+        free(r->annotations);
+        free(r->format);
+        r->names = r->manifests = r->annotations = NULL;
+        r->format = NULL;
+        r->n_names = r->n_manifests = r->n_annotations = 0;
 }
 
 void image_records_free(struct image_record *r, size_t n)
@@ -144,8 +149,12 @@ static int index_load(struct image_store *s, struct index *ix, struct kerr **err
                 ix->n++;
                 if (load_strings(json_object_get(e, "names"), &r->names, &r->n_names, false) < 0 ||
                     load_strings(json_object_get(e, "manifests"), &r->manifests, &r->n_manifests,
-                                 true) < 0)
+                                 true) < 0 ||
+                    load_strings(json_object_get(e, "annotations"), &r->annotations,
+                                 &r->n_annotations, false) < 0)
                         goto bad;
+                if (json_is_string(json_object_get(e, "format")))
+                        r->format = kstrdup(json_string_value(json_object_get(e, "format")));
         }
         return 0;
 bad:
@@ -174,6 +183,12 @@ static int index_save(struct image_store *s, const struct index *ix, struct kerr
                 json_object_set_new(o, "names", strv_json(ix->v[i].names, ix->v[i].n_names));
                 json_object_set_new(o, "manifests",
                                     strv_json(ix->v[i].manifests, ix->v[i].n_manifests));
+                if (ix->v[i].n_annotations)
+                        json_object_set_new(
+                                o, "annotations",
+                                strv_json(ix->v[i].annotations, ix->v[i].n_annotations));
+                if (ix->v[i].format)
+                        json_object_set_new(o, "format", json_string(ix->v[i].format));
                 json_array_append_new(images, o);
         }
         json_object_set_new(root, "images", images);
@@ -266,6 +281,31 @@ out:
                 free(norm[i]);
         free(norm);
         return ret;
+}
+
+int image_index_set_build_info(struct image_store *s, const char *id, const char *format,
+                               const char *const *annotations, size_t n, struct kerr **err)
+{
+        _cleanup_close_ int lock = -1;
+        _cleanup_(index_release) struct index ix = {0};
+        struct image_record *r;
+
+        lock = image_store_lock(s, err);
+        if (lock < 0 || index_load(s, &ix, err) < 0)
+                return -1;
+        r = kdigest_valid(id) ? index_find(&ix, id) : NULL;
+        if (!r)
+                return kerr_set(err, 0, KERR_NOTFOUND, "image '%s' not found", id ? id : "");
+        free(r->format);
+        r->format = format ? kstrdup(format) : NULL;
+        for (size_t i = 0; i < r->n_annotations; i++)
+                free(r->annotations[i]);
+        free(r->annotations);
+        r->annotations = NULL;
+        r->n_annotations = 0;
+        for (size_t i = 0; i < n; i++)
+                strv_push(&r->annotations, &r->n_annotations, annotations[i]);
+        return index_save(s, &ix, err);
 }
 
 int image_index_add_manifest(struct image_store *s, const char *id, const char *manifest_digest,

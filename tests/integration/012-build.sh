@@ -111,6 +111,18 @@ t_ok "busybox is in the rootfs" test -x bundle2/rootfs/bin/busybox
 t_ok "WORKDIR created the directory" test -d bundle2/rootfs/srv/app
 t_ok "the rootfs runs under chroot" chroot bundle2/rootfs /bin/sh -c 'test "$(cat /home/user/hi.txt)" = hi'
 
+# --format and --annotation are remembered for the image's manifests.
+t_ok "build with --format docker and --annotation" "$KILN" build -q --format docker --annotation org.example.a=1 -t fmt ctx2
+t_ok "push it without --format" "$KILN" push fmt "oci:$T_TMP/fmt:v1"
+digest=$(jq -r '.manifests[0].digest' "$T_TMP/fmt/index.json")
+t_eq "the manifest is docker's" "$(jq -r .mediaType "$T_TMP/fmt/blobs/sha256/${digest#sha256:}")" \
+        "application/vnd.docker.distribution.manifest.v2+json"
+t_eq "the annotation is on it" "$(jq -r '.annotations["org.example.a"]' "$T_TMP/fmt/blobs/sha256/${digest#sha256:}")" "1"
+t_ok "push --format oci overrides it" "$KILN" push --format oci fmt "oci:$T_TMP/fmt2:v1"
+t_eq "the manifest is OCI's" "$(jq -r '.manifests[0].mediaType' "$T_TMP/fmt2/index.json")" \
+        "application/vnd.oci.image.manifest.v1+json"
+t_ok "skopeo reads the OCI one" skopeo inspect "oci:$T_TMP/fmt2:v1"
+
 # FROM --platform is checked against the base image.
 mkdir -p ctx3
 printf 'FROM --platform=linux/s390x busybox\n' >ctx3/Containerfile
