@@ -119,14 +119,16 @@ static void progress(struct build *b, const char *fmt, ...)
 /* Fails with the instruction's position, as the parser's errors do. */
 static int instr_fail(struct build *b, const struct parser_instr *in, struct kerr **err)
 {
-        char *inner = NULL;
+        _cleanup_free_ char *inner = NULL;
+        enum kerr_code code = KERR_INVALID;
 
         if (err && *err) {
                 inner = kerr_format(*err);
+                code = (*err)->code;
                 kerr_free(*err);
                 *err = NULL;
         }
-        return kerr_set_at(err, KERR_INVALID, b->f->name, in->pos.line, in->pos.col,
+        return kerr_set_at(err, code, b->f->name, in->pos.line, in->pos.col,
                            "building at STEP \"%s\": %s", in->original, inner ? inner : "failed");
 }
 
