@@ -5,6 +5,7 @@
  * quirks included: a modifier's word is expanded before the variable is looked up, the
  * patterns of # % / are anchored globs whose * and ? do not match a newline, and the
  * replacement of ${V//p/r} expands $0 to the matched text as Go's ReplaceAllString does.
+ * Heredoc bodies go through the same lexer with quotes left as text (SkipProcessQuotes).
  * Patterns are matched by simulating the pattern's automaton (polynomial, never
  * backtracking), nesting is bounded and results are capped, because the input is hostile. */
 #include "parser/parser.h"
@@ -149,7 +150,9 @@ struct lex {
         size_t len, pos;
         int32_t esc;
         const struct parser_env *env;
-        bool refs; /* only collect names: no lookups, no errors from values */
+        bool refs;        /* only collect names: no lookups, no errors from values */
+        bool keep_quotes; /* ' and " are text (heredoc bodies) */
+        size_t max;       /* the longest result allowed */
         char **names;
         size_t n_names;
         unsigned depth;
@@ -192,8 +195,8 @@ __attribute__((format(printf, 2, 3))) static int lex_fail(struct lex *x, const c
 
 static int check_size(struct lex *x, const struct kbuf *b)
 {
-        if (b->len > MAX_RESULT)
-                return lex_fail(x, "expansion longer than %u bytes", MAX_RESULT);
+        if (b->len > x->max)
+                return lex_fail(x, "expansion longer than %zu bytes", x->max);
         return 0;
 }
 
@@ -322,7 +325,7 @@ static int lex_word(struct lex *x, int32_t stop, bool raw, struct kbuf *out, str
                         lex_next(x);
                         return 0;
                 }
-                if (r == '$' || r == '\'' || r == '"') {
+                if (r == '$' || (!x->keep_quotes && (r == '\'' || r == '"'))) {
                         struct kbuf tmp = KBUF_INIT;
                         int ret = r == '$'    ? lex_dollar(x, &tmp)
                                   : r == '\'' ? lex_single(x, &tmp)
@@ -700,7 +703,7 @@ static int replace(struct lex *x, const char *value, const struct kbuf *pat, con
                                 expand_template(out, r, value + off[s], off[e] - off[s]);
                         last = e;
                         search = search + 1 > e ? search + 1 : e;
-                        if (out->len > MAX_RESULT)
+                        if (out->len > x->max)
                                 break;
                 }
                 kbuf_puts(out, value + off[last]);
@@ -875,6 +878,7 @@ static void lex_init(struct lex *x, const char *s, char escape, const struct par
         x->esc = (unsigned char)escape;
         x->env = env;
         x->refs = refs;
+        x->max = MAX_RESULT;
         /* text/scanner skips a byte order mark at the start. */
         if (x->len >= 3 && memcmp(x->s, "\xef\xbb\xbf", 3) == 0)
                 x->pos = 3;
@@ -884,8 +888,12 @@ static int lex_run(struct lex *x, struct kbuf *out, struct words *w, struct kerr
 {
         if (lex_word(x, EOF_RUNE, false, out, w) == 0)
                 return 0;
-        kerr_set(err, 0, KERR_INVALID, "failed to process '%s': %s", x->s,
-                 x->msg ? x->msg : "unknown error");
+        /* A heredoc body is many lines: the caller names it instead of quoting it. */
+        if (x->keep_quotes)
+                kerr_set(err, 0, KERR_INVALID, "%s", x->msg ? x->msg : "unknown error");
+        else
+                kerr_set(err, 0, KERR_INVALID, "failed to process '%s': %s", x->s,
+                         x->msg ? x->msg : "unknown error");
         free(x->msg);
         x->msg = NULL;
         return -1;
@@ -898,6 +906,26 @@ int parser_expand_word(const char *word, char escape, const struct parser_env *e
         struct kbuf out = KBUF_INIT;
 
         lex_init(&x, word, escape, env, false);
+        if (lex_run(&x, &out, NULL, err) < 0) {
+                kbuf_release(&out);
+                return -1;
+        }
+        *ret = kbuf_detach(&out);
+        return 0;
+}
+
+int parser_expand_heredoc(const char *body, const struct parser_env *env, char **ret,
+                          struct kerr **err)
+{
+        struct lex x;
+        struct kbuf out = KBUF_INIT;
+
+        /* buildkit expands heredoc bodies with a lexer of its own, NewLex('\\') with
+         * SkipProcessQuotes: the escape is '\\' whatever the escape directive says. */
+        lex_init(&x, body, '\\', env, false);
+        x.keep_quotes = true;
+        /* The body itself may be long; what expansion adds is capped as for a word. */
+        x.max = MAX_RESULT + x.len;
         if (lex_run(&x, &out, NULL, err) < 0) {
                 kbuf_release(&out);
                 return -1;

@@ -212,6 +212,12 @@ struct parser_env {
 int parser_expand_word(const char *word, char escape, const struct parser_env *env, char **ret,
                        struct kerr **err);
 
+/* Expands the body of a COPY/ADD heredoc whose delimiter was not quoted, as buildkit does:
+ * $V and ${V…} substituted, an unset V empty, a backslash escaping the next character (whatever
+ * the escape directive), quotes kept as text. The error names no input; callers say which body. */
+int parser_expand_heredoc(const char *body, const struct parser_env *env, char **ret,
+                          struct kerr **err);
+
 /* As parser_expand_word, then split into words on white space outside quotes. *ret_v is
  * NULL-terminated; caller frees each and the vector. */
 int parser_expand_words(const char *s, char escape, const struct parser_env *env, char ***ret_v,

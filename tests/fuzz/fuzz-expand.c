@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzzes variable expansion: the first byte picks the escape character, the rest is the
- * word, expanded in a small environment, split into words, and scanned for references. */
+ * word, expanded in a small environment, split into words, scanned for references, and
+ * expanded as a heredoc body. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -42,6 +43,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n = 0;
         if (parser_expand_refs(word, escape, &v, &n, &err) == 0)
                 free_words(v, n);
+        kerr_free(err);
+        err = NULL;
+        out = NULL;
+        if (parser_expand_heredoc(word, &env, &out, &err) == 0)
+                free(out);
         kerr_free(err);
         free(word);
         return 0;

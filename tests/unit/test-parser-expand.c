@@ -380,6 +380,111 @@ TEST(expand_bounds)
         }
 }
 
+/* COPY/ADD heredoc bodies: rows from buildkit's testHeredocVarSubstitution and
+ * testCopyHeredocSpecialSymbols, and the lexer's other rules seen through that mode. */
+static const struct xcase heredocs[] = {
+        {"Hello ${name}!\n", {"name=world"}, 0, "Hello world!\n", NULL},
+        {"Hello '${name}'!\n", {"name=world"}, 0, "Hello 'world'!\n", NULL},
+        {"Hello \"${name}\"!\n", {"name=world"}, 0, "Hello \"world\"!\n", NULL},
+        {"\"quotes in file\"\n", {NULL}, 0, "\"quotes in file\"\n", NULL},
+        {"it's unbalanced \"\n", {NULL}, 0, "it's unbalanced \"\n", NULL},
+        /* a backslash escapes any character, a newline too, and is dropped */
+        {"\\\n", {NULL}, 0, "\n", NULL},
+        {"\\\\\n", {NULL}, 0, "\\\n", NULL},
+        {"\\$\n", {NULL}, 0, "$\n", NULL},
+        {"\\$name \\${name} \\t\n", {"name=world"}, 0, "$name ${name} t\n", NULL},
+        {"'\\$name'\n", {"name=world"}, 0, "'$name'\n", NULL},
+        {"a trailing backslash\\", {NULL}, 0, "a trailing backslash", NULL},
+        /* the escape is always a backslash: a backtick is text */
+        {"`$A`\n", {"A=1"}, 0, "`1`\n", NULL},
+        /* unset names, special parameters and modifiers */
+        {"[$NOPE] [${NOPE}]\n", {NULL}, 0, "[] []\n", NULL},
+        {"$$ $1 $@ $ alone\n", {NULL}, 0, "   $ alone\n", NULL},
+        {"${NOPE:-'a b'} ${A:+\"$A\"}\n", {"A=1"}, 0, "'a b' \"1\"\n", NULL},
+        {"${F%.*}\n", {"F=a.b.txt"}, 0, "a.b\n", NULL},
+        {"${A}\n${B}\n", {"A=1", "B=two words"}, 0, "1\ntwo words\n", NULL},
+        /* as text/scanner reads it: a leading byte order mark is skipped, a bad byte is U+FFFD */
+        {"\xef\xbb\xbfx\n", {NULL}, 0, "x\n", NULL},
+        {"\xff\n", {NULL}, 0, "\xef\xbf\xbd\n", NULL},
+        /* errors */
+        {"${A:-x\n", {NULL}, 0, NULL, "syntax error: missing '}'"},
+        {"${A:?must be set}\n", {NULL}, 0, NULL, "A: must be set"},
+        {"${A=x}\n", {NULL}, 0, NULL, "unsupported modifier (=)"},
+};
+
+TEST(expand_heredoc)
+{
+        for (size_t i = 0; i < sizeof(heredocs) / sizeof(heredocs[0]); i++) {
+                const struct xcase *c = &heredocs[i];
+                struct parser_env env = env_of(c->env);
+                struct kerr *err = NULL;
+                char *got = NULL;
+                int r;
+
+                CASE("%s", c->in);
+                r = parser_expand_heredoc(c->in, &env, &got, &err);
+                if (c->want) {
+                        CHECK_INTEQ(r, 0);
+                        CHECK_STREQ(got, c->want);
+                        if (err)
+                                CHECK_STREQ(err->msg, "(no error)");
+                } else {
+                        CHECK(r < 0);
+                        CHECK_NULL(got);
+                        CHECK(err && err->code == KERR_INVALID);
+                        if (err && !strstr(err->msg, c->err))
+                                CHECK_STREQ(err->msg, c->err);
+                        /* The body is the caller's to name, not pasted into the message. */
+                        CHECK(err && !strstr(err->msg, "failed to process"));
+                }
+                free(got);
+                kerr_free(err);
+        }
+}
+
+TEST(expand_heredoc_vs_word)
+{
+        const char *vars[] = {"A=1"};
+        struct parser_env env = {vars, 1};
+        struct kerr *err = NULL;
+        char *got = NULL;
+
+        CASE("a word loses its quotes where a heredoc keeps them");
+        CHECK_INTEQ(parser_expand_word("'$A' \"$A\"", '\\', &env, &got, &err), 0);
+        CHECK_STREQ(got, "$A 1");
+        free(got);
+        got = NULL;
+        CHECK_INTEQ(parser_expand_heredoc("'$A' \"$A\"", &env, &got, &err), 0);
+        CHECK_STREQ(got, "'1' \"1\"");
+        free(got);
+        got = NULL;
+
+        CASE("the escape directive does not apply to heredocs");
+        CHECK_INTEQ(parser_expand_word("`$A \\$A", '`', &env, &got, &err), 0);
+        CHECK_STREQ(got, "$A \\1");
+        free(got);
+        got = NULL;
+        CHECK_INTEQ(parser_expand_heredoc("`$A \\$A", &env, &got, &err), 0);
+        CHECK_STREQ(got, "`1 $A");
+        free(got);
+        got = NULL;
+
+        CASE("a body longer than a word's cap expands");
+        {
+                struct kbuf body = KBUF_INIT;
+
+                for (int i = 0; i < (1 << 20) / 8 + 16; i++)
+                        kbuf_puts(&body, "$A-----\n");
+                CHECK_INTEQ(parser_expand_heredoc(body.data, &env, &got, &err), 0);
+                CHECK(got && strlen(got) == body.len - ((1 << 20) / 8 + 16));
+                free(got);
+                got = NULL;
+                kbuf_release(&body);
+        }
+        CHECK_NULL(err);
+        kerr_free(err);
+}
+
 TEST(expand_kinds)
 {
         static const enum parser_kind yes[] = {
