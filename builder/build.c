@@ -1401,6 +1401,8 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
         struct copy_arg ca = {.in = in};
         struct strv srcs = {0}, excludes = {0};
         struct builder_copy_heredoc *docs = NULL;
+        char **expanded = NULL; /* the bodies expansion changed, by heredoc */
+        struct parser_env pe = {(const char *const *)env->v, env->n};
         struct stage_result tmp = {0};
         _cleanup_free_ char *dest = NULL, *from = NULL, *chown = NULL, *chmod = NULL;
         _cleanup_free_ char *by = NULL;
@@ -1416,6 +1418,7 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
         if (expand(b, env, in->args[in->n_args - 1], &dest, err) < 0)
                 goto out;
         docs = kcalloc(in->n_heredocs + 1, sizeof(*docs));
+        expanded = kcalloc(in->n_heredocs + 1, sizeof(*expanded));
         for (size_t i = 0; i + 1 < in->n_args; i++) {
                 const char *a = in->args[i];
                 const struct parser_heredoc *h = NULL;
@@ -1424,9 +1427,22 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
                 if (!in->json && a[0] == '<' && a[1] == '<' && n_docs < in->n_heredocs)
                         h = &in->heredocs[n_docs];
                 if (h) {
+                        const char *data = h->content;
+
+                        /* As buildkit: the body is expanded unless the delimiter was quoted,
+                         * with quotes kept as text. */
+                        if (h->expand) {
+                                char *v = NULL;
+
+                                if (parser_expand_heredoc(h->content, &pe, &v, err) < 0) {
+                                        kerr_wrap(err, "heredoc '%s'", h->name);
+                                        goto out;
+                                }
+                                data = expanded[n_docs] = v;
+                        }
                         docs[n_docs].name = h->name;
-                        docs[n_docs].data = h->content;
-                        docs[n_docs].len = strlen(h->content);
+                        docs[n_docs].data = data;
+                        docs[n_docs].len = strlen(data);
                         n_docs++;
                         continue;
                 }
@@ -1532,6 +1548,9 @@ out:
         result_release(&tmp);
         strv_release(&srcs);
         strv_release(&excludes);
+        for (size_t i = 0; expanded && i < n_docs; i++)
+                free(expanded[i]);
+        free(expanded);
         free(docs);
         return r;
 }

@@ -75,6 +75,47 @@ touch ctx/a.txt
 t_ok "rebuild with --timestamp" "$KILN" build -q --timestamp 0 -t det2 ctx
 t_eq "same id" "$(tail -1 "$T_OUT")" "$id1"
 
+# Heredoc bodies of COPY and ADD expand ARG and ENV as buildkit does, quotes kept, unless the
+# delimiter is quoted.
+mkdir -p ctxh
+cat >ctxh/Containerfile <<'CF'
+FROM scratch
+ARG WHO=world
+ENV GREETING=hello
+COPY <<EOF /plain
+$GREETING ${WHO}! '$WHO' "${WHO}" [$UNSET] \$WHO \\
+EOF
+COPY <<'EOF' /single
+$GREETING ${WHO}! '$WHO'
+EOF
+COPY <<"EOF" /double
+$GREETING ${WHO}! \$WHO
+EOF
+ADD <<EOF /add
+${GREETING:+greeting is $GREETING}
+EOF
+ADD <<"EOF" /add-raw
+$GREETING
+EOF
+CF
+t_ok "build with heredocs" "$KILN" build -q --build-arg WHO=kiln -t heredocs ctxh
+t_ok "export it" "$KILN" push heredocs "oci:$T_TMP/heredocs:v1"
+t_ok "unpack it" umoci unpack --rootless --image "$T_TMP/heredocs:v1" bundleh
+t_eq "COPY <<EOF expands ARG and ENV, keeps quotes, applies escapes" "$(cat bundleh/rootfs/plain)" \
+        "hello kiln! 'kiln' \"kiln\" [] \$WHO \\"
+t_eq "COPY <<'EOF' is kept as written" "$(cat bundleh/rootfs/single)" "\$GREETING \${WHO}! '\$WHO'"
+t_eq "COPY <<\"EOF\" is kept as written" "$(cat bundleh/rootfs/double)" "\$GREETING \${WHO}! \\\$WHO"
+t_eq "ADD <<EOF expands" "$(cat bundleh/rootfs/add)" "greeting is hello"
+t_eq "ADD <<\"EOF\" is kept as written" "$(cat bundleh/rootfs/add-raw)" "\$GREETING"
+printf '# escape=`\nFROM scratch\nARG A=1\nCOPY <<EOF /f\n`$A \\$A\nEOF\n' >ctxh/Containerfile.esc
+t_ok "a heredoc under escape=\`" "$KILN" build -q -f ctxh/Containerfile.esc -t heredoc-esc ctxh
+t_ok "export it" "$KILN" push heredoc-esc "oci:$T_TMP/heredoc-esc:v1"
+t_ok "unpack it" umoci unpack --rootless --image "$T_TMP/heredoc-esc:v1" bundleh2
+t_eq "the body's escape is still the backslash" "$(cat bundleh2/rootfs/f)" '`1 $A'
+printf 'FROM scratch\nCOPY <<EOF /f\n${NOPE:?must be set}\nEOF\n' >ctxh/Containerfile.bad
+t_fails "an expansion error in a body fails" 1 "$KILN" build -f ctxh/Containerfile.bad ctxh
+t_grep "the error names the heredoc and the cause" "heredoc 'EOF': NOPE: must be set" "$T_ERR"
+
 # docker-archive and podman.
 t_ok "export to docker-archive:" "$KILN" push --format docker test1 "docker-archive:$T_TMP/img.tar:localhost/test1:latest"
 t_ok "skopeo reads the archive" skopeo inspect "docker-archive:$T_TMP/img.tar"
