@@ -18,6 +18,7 @@
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/idmap.h"
 #include "common/utf8.h"
 #include "parser/parser.h"
 #include "common/banned.h"
@@ -586,7 +587,8 @@ static int set_meta_fd(int fd, uid_t uid, gid_t gid, mode_t mode, struct timespe
 
         /* chown before chmod: chown clears the set-id bits. */
         if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0)
-                return kerr_set(err, errno, KERR_IO, "set owner and mode of '%s'", dpath);
+                return kidmap_owner_error(err, errno, uid, gid, "set owner and mode of '%s'",
+                                          dpath);
         if (futimens(fd, ts) < 0)
                 return kerr_set(err, errno, KERR_IO, "set times of '%s'", dpath);
         return 0;
@@ -692,14 +694,16 @@ static int write_nondir(struct copier *c, const char *spath, const struct stat *
                         return kerr_set(err, errno, KERR_IO, "create symlink '%s'", dpath);
                 if (fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
                     utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-                        return kerr_set(err, errno, KERR_IO, "set owner and times of '%s'", dpath);
+                        return kidmap_owner_error(err, errno, uid, gid,
+                                                  "set owner and times of '%s'", dpath);
                 return 0;
         }
         if (mknodat(pfd, name, st->st_mode & S_IFMT, st->st_rdev) < 0)
                 return kerr_set(err, errno, KERR_IO, "create '%s'", dpath);
         if (fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
             fchmodat(pfd, name, mode, 0) < 0 || utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-                return kerr_set(err, errno, KERR_IO, "set owner and mode of '%s'", dpath);
+                return kidmap_owner_error(err, errno, uid, gid, "set owner and mode of '%s'",
+                                          dpath);
         return 0;
 }
 
@@ -967,7 +971,7 @@ static int extract_entry(struct copier *c, struct archive *a, struct archive_ent
                 return 0; /* sockets and unknown types are skipped */
         }
         if (fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-                return kerr_set(err, errno, KERR_IO, "set owner of '%s'", dpath);
+                return kidmap_owner_error(err, errno, uid, gid, "set owner of '%s'", dpath);
         if (type != AE_IFLNK && fchmodat(pfd, name, mode, 0) < 0)
                 return kerr_set(err, errno, KERR_IO, "set mode of '%s'", dpath);
         if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)

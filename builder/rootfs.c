@@ -17,6 +17,7 @@
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/idmap.h"
 #include "common/banned.h"
 
 /* ---- paths ---- */
@@ -517,7 +518,7 @@ static int upper_dir(struct builder_rootfs *r, const char *p, mode_t mode, uid_t
         if (fd < 0)
                 return kerr_set(err, errno, KERR_IO, "open directory '%s'", p);
         if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0)
-                return kerr_set(err, errno, KERR_IO, "set owner and mode of '%s'", p);
+                return kidmap_owner_error(err, errno, uid, gid, "set owner and mode of '%s'", p);
         if (hide_lower && set_opaque(fd) < 0)
                 return kerr_set(err, errno, KERR_IO, "mark '%s' opaque", p);
         if (rr == 0 && !hide_lower) {

@@ -17,6 +17,7 @@
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/idmap.h"
 #include "common/banned.h"
 
 DEFINE_CLEANUP(struct archive *, archive_read_free)
@@ -368,8 +369,10 @@ static int set_meta_fd(struct applier *ap, int fd, struct archive_entry *e, cons
 
         if (!(ap->flags & IMAGE_APPLY_NO_OWNERS) &&
             fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0)
-                return kerr_set(err, errno, KERR_IO, "layer entry '%s': chown to %lld:%lld", entry,
-                                (long long)archive_entry_uid(e), (long long)archive_entry_gid(e));
+                return kidmap_owner_error(err, errno, archive_entry_uid(e), archive_entry_gid(e),
+                                          "layer entry '%s': chown to %lld:%lld", entry,
+                                          (long long)archive_entry_uid(e),
+                                          (long long)archive_entry_gid(e));
         /* After chown, which clears set-id bits, and before the xattrs, since a write
          * or chown also drops security.capability. */
         if (fchmod(fd, archive_entry_perm(e) & 07777) < 0)
@@ -391,8 +394,10 @@ static int set_meta_at(struct applier *ap, int pfd, const char *base, struct arc
         if (!(ap->flags & IMAGE_APPLY_NO_OWNERS) &&
             fchownat(pfd, base, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e),
                      AT_SYMLINK_NOFOLLOW) < 0)
-                return kerr_set(err, errno, KERR_IO, "layer entry '%s': chown to %lld:%lld", entry,
-                                (long long)archive_entry_uid(e), (long long)archive_entry_gid(e));
+                return kidmap_owner_error(err, errno, archive_entry_uid(e), archive_entry_gid(e),
+                                          "layer entry '%s': chown to %lld:%lld", entry,
+                                          (long long)archive_entry_uid(e),
+                                          (long long)archive_entry_gid(e));
         entry_times(e, ts);
         if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
                 return kerr_set(err, errno, KERR_IO, "layer entry '%s': set times", entry);
@@ -519,7 +524,8 @@ static int apply_dir(struct applier *ap, int pfd, const char *base, const char *
                 return kerr_set(err, errno, KERR_IO, "layer entry '%s': open", entry);
         if (!(ap->flags & IMAGE_APPLY_NO_OWNERS) &&
             fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0)
-                return kerr_set(err, errno, KERR_IO, "layer entry '%s': chown", entry);
+                return kidmap_owner_error(err, errno, archive_entry_uid(e), archive_entry_gid(e),
+                                          "layer entry '%s': chown", entry);
         if (set_xattrs(fd, e, entry, err) < 0)
                 return -1;
         /* The mode and times wait for the end: a read-only directory must still take its
