@@ -17,9 +17,13 @@ struct kiln_globals {
 
 extern struct kiln_globals kiln_globals;
 
+/* The command works on the store: a non-root kiln enters its user namespace first. */
+#define KILN_CMD_STORE (1u << 0)
+
 struct kiln_cmd {
         const char *name;
         int (*run)(int argc, char **argv);
+        unsigned flags; /* KILN_CMD_* */
         const char *summary;
         const char *usage; /* the full help text after the "Usage:" line */
         const char *synopsis;

@@ -4,18 +4,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "common/err.h"
+#include "common/idmap.h"
 #include "common/log.h"
+#include "image/image.h"
+#include "sandbox/sandbox.h"
 #include "common/banned.h"
 
 struct kiln_globals kiln_globals;
+
+/* The user namespace a non-root kiln runs in, for the life of the process. */
+static struct sandbox_userns userns;
+static char *default_root;
 
 static const struct kiln_cmd commands[] = {
         {
                 .name = "build",
                 .run = cmd_build,
+                .flags = KILN_CMD_STORE,
                 .summary = "build an image from a Containerfile",
                 .synopsis = "kiln build [OPTIONS] [CONTEXT]",
                 .usage = "Builds the target stage of the Containerfile (CONTEXT/Containerfile, "
@@ -68,6 +77,7 @@ static const struct kiln_cmd commands[] = {
         {
                 .name = "images",
                 .run = cmd_images,
+                .flags = KILN_CMD_STORE,
                 .summary = "list the images in the store",
                 .synopsis = "kiln images [--format table|json] [-q]",
                 .usage = "Lists each name of each image, newest first; an image without a name\n"
@@ -81,6 +91,7 @@ static const struct kiln_cmd commands[] = {
         {
                 .name = "inspect",
                 .run = cmd_inspect,
+                .flags = KILN_CMD_STORE,
                 .summary = "show the details of an image as JSON",
                 .synopsis = "kiln inspect NAME|ID",
                 .usage =
@@ -94,6 +105,7 @@ static const struct kiln_cmd commands[] = {
         {
                 .name = "prune",
                 .run = cmd_prune,
+                .flags = KILN_CMD_STORE,
                 .summary = "remove untagged images and unused blobs and layers",
                 .synopsis = "kiln prune",
                 .usage = "Removes the images that have no name, then every blob and layer that no\n"
@@ -105,6 +117,7 @@ static const struct kiln_cmd commands[] = {
         {
                 .name = "pull",
                 .run = cmd_pull,
+                .flags = KILN_CMD_STORE,
                 .summary = "import an image from an OCI layout or archive",
                 .synopsis = "kiln pull SOURCE",
                 .usage = "SOURCE is oci:DIR[:TAG], oci-archive:FILE[:TAG] or\n"
@@ -113,6 +126,7 @@ static const struct kiln_cmd commands[] = {
         {
                 .name = "push",
                 .run = cmd_push,
+                .flags = KILN_CMD_STORE,
                 .summary = "export an image to an OCI layout or archive",
                 .synopsis = "kiln push [OPTIONS] NAME DESTINATION",
                 .usage = "DESTINATION is oci:DIR[:TAG], oci-archive:FILE[:TAG] or\n"
@@ -129,6 +143,7 @@ static const struct kiln_cmd commands[] = {
         {
                 .name = "rmi",
                 .run = cmd_rmi,
+                .flags = KILN_CMD_STORE,
                 .summary = "remove image names or images",
                 .synopsis = "kiln rmi NAME|ID...",
                 .usage =
@@ -142,6 +157,7 @@ static const struct kiln_cmd commands[] = {
         {
                 .name = "tag",
                 .run = cmd_tag,
+                .flags = KILN_CMD_STORE,
                 .summary = "add names to an image",
                 .synopsis = "kiln tag IMAGE NAME...",
                 .usage =
@@ -228,6 +244,31 @@ int cmd_help_only_options(const char *cmd, int argc, char **argv)
         return -1;
 }
 
+/* Without root, store commands run as uid 0 of a user namespace, so that files keep the
+ * owners they have in the image. The default store is picked first: inside, euid is 0 and
+ * would choose /var/lib/kiln. */
+static int enter_userns(void)
+{
+        _cleanup_kerr_ struct kerr *err = NULL;
+        int r;
+
+        if (geteuid() == 0)
+                return 0;
+        if (!kiln_globals.root) {
+                default_root = image_store_default_root();
+                kiln_globals.root = default_root;
+        }
+        r = sandbox_userns_enter(&userns, &err);
+        if (r < 0) {
+                kerr_wrap(&err, "run without root");
+                return cmd_fail(err);
+        }
+        if (userns.warning)
+                fprintf(stderr, "kiln: warning: %s\n", userns.warning);
+        kidmap_set_hint(userns.hint);
+        return 0;
+}
+
 static void print_main_help(FILE *out)
 {
         unsigned n;
@@ -292,7 +333,7 @@ int main(int argc, char **argv)
         };
         const struct kiln_cmd *c;
         const char *env_root = getenv("KILN_ROOT");
-        int opt;
+        int opt, r;
 
         if (env_root && *env_root)
                 kiln_globals.root = env_root;
@@ -333,7 +374,19 @@ int main(int argc, char **argv)
                 return cmd_usage_error(NULL, "unknown command '%s'", argv[optind]);
         argv += optind;
         argc -= optind;
+        if (c->flags & KILN_CMD_STORE) {
+                r = enter_userns();
+                if (r != 0)
+                        return r;
+        }
         /* Each command parses its own options from a fresh getopt state. */
         optind = 0;
-        return c->run(argc, argv);
+        r = c->run(argc, argv);
+        kidmap_set_hint(NULL);
+        sandbox_userns_release(&userns);
+        if (default_root) {
+                kiln_globals.root = NULL;
+                free(default_root);
+        }
+        return r;
 }

@@ -198,3 +198,48 @@ T_RC=0
 : >"$T_OUT"
 : >"$T_ERR"
 export KILN_ROOT=$T_TMP/store
+
+# t_rootless_users: makes sure that two real non-root users exist for the rootless tests:
+# kilntest, with two subordinate id ranges in /etc/subuid and /etc/subgid (200000:1000 under
+# its login name, then 300000:64536 under its uid number, as both forms are allowed), and
+# kilnnorange, with none. Idempotent, and the files are replaced by rename, so a test
+# running meanwhile never sees them half-written. Returns 1 with the reason in
+# T_SKIP_REASON when it cannot (not root, a tool missing), which the caller reports as a
+# skip; bails out when creating them fails.
+t_rootless_users()
+{
+        local tool
+
+        T_SKIP_REASON=
+        if [ "$(id -u)" -ne 0 ]; then
+                T_SKIP_REASON="creating the test users needs root"
+                return 1
+        fi
+        for tool in useradd runuser flock newuidmap newgidmap; do
+                if ! command -v "$tool" >/dev/null; then
+                        T_SKIP_REASON="$tool is not installed"
+                        return 1
+                fi
+        done
+        (
+                flock 9
+                for u in kilntest kilnnorange; do
+                        id -u "$u" >/dev/null 2>&1 || useradd -m -s /bin/sh "$u" || exit 1
+                done
+                uid=$(id -u kilntest) nouid=$(id -u kilnnorange)
+                for f in /etc/subuid /etc/subgid; do
+                        touch "$f" || exit 1
+                        # useradd may have given them ranges of its own: keep only ours.
+                        {
+                                grep -Ev "^(kilntest|$uid|kilnnorange|$nouid):" "$f"
+                                printf 'kilntest:200000:1000\n%s:300000:64536\n' "$uid"
+                        } >"$f.kiln-test"
+                        if cmp -s "$f" "$f.kiln-test"; then
+                                rm -f "$f.kiln-test"
+                        else
+                                chmod 0644 "$f.kiln-test" && mv "$f.kiln-test" "$f" || exit 1
+                        fi
+                done
+        ) 9>/run/kiln-test-users.lock ||
+                t_bail "could not create the users kilntest and kilnnorange"
+}
