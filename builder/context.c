@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -222,4 +223,120 @@ int builder_context_readdir(const struct builder_context *c, const char *path, c
         *ret_names = names;
         *ret_n = n;
         return 0;
+}
+
+int builder_context_open_dir(const struct builder_context *c, const char *path, struct kerr **err)
+{
+        int fd = ctx_open(c, path, O_RDONLY | O_DIRECTORY, err);
+
+        if (fd == -ENOENT || fd == -ENOTDIR)
+                return kerr_set(err, -fd, KERR_NOTFOUND, "read directory '%s'", path);
+        if (fd < 0)
+                return kerr_wrap(err, "read directory '%s' in the build context", path);
+        return fd;
+}
+
+int builder_context_open_at(const struct builder_context *c, int dir_fd, const char *path,
+                            const char *name, int flags, struct kerr **err)
+{
+        _cleanup_free_ char *p = builder_path_join(path, name);
+        struct kerr *e = NULL;
+        int fd;
+
+        (void)c;
+        if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return kerr_set(err, EINVAL, KERR_INTERNAL, "bad entry name '%s' in '%s'", name,
+                                path);
+        /* A single name below an fd of the context: nothing to resolve but the name itself,
+         * which must be neither a symlink nor a mount point. O_NONBLOCK: a file swapped for
+         * a FIFO meanwhile must not hang the build. */
+        if (!(flags & O_DIRECTORY))
+                flags |= O_NONBLOCK;
+        fd = kfs_open_in_root(dir_fd, name, flags | O_NOFOLLOW | O_NOCTTY, 0,
+                              KFS_RESOLVE_NO_XDEV | KFS_RESOLVE_NO_SYMLINKS, &e);
+        if (fd >= 0)
+                return fd;
+        int en = e->errnum;
+        kerr_free(e);
+        if (en == ENOENT || en == ENOTDIR || en == ELOOP)
+                return kerr_set(err, en == ELOOP ? ENOTDIR : en, KERR_NOTFOUND,
+                                "open '%s' in the build context", p);
+        return kerr_set(err, en, KERR_IO, "open '%s' in the build context", p);
+}
+
+static int cmp_dirent(const void *a, const void *b)
+{
+        return strcmp(((const struct builder_dirent *)a)->name,
+                      ((const struct builder_dirent *)b)->name);
+}
+
+static void stat_from_statx(struct stat *st, const struct statx *sx)
+{
+        *st = (struct stat){
+                .st_dev = makedev(sx->stx_dev_major, sx->stx_dev_minor),
+                .st_ino = sx->stx_ino,
+                .st_mode = sx->stx_mode,
+                .st_nlink = sx->stx_nlink,
+                .st_uid = sx->stx_uid,
+                .st_gid = sx->stx_gid,
+                .st_rdev = makedev(sx->stx_rdev_major, sx->stx_rdev_minor),
+                .st_size = (off_t)sx->stx_size,
+                .st_blksize = (blksize_t)sx->stx_blksize,
+                .st_blocks = (blkcnt_t)sx->stx_blocks,
+                .st_atim = {sx->stx_atime.tv_sec, sx->stx_atime.tv_nsec},
+                .st_mtim = {sx->stx_mtime.tv_sec, sx->stx_mtime.tv_nsec},
+                .st_ctim = {sx->stx_ctime.tv_sec, sx->stx_ctime.tv_nsec},
+        };
+}
+
+int builder_context_list(const struct builder_context *c, int dir_fd, const char *path,
+                         struct builder_dirent **ret, size_t *ret_n, struct kerr **err)
+{
+        /* Its own open file description: a dup would share (and move) dir_fd's offset. */
+        int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct builder_dirent *v = NULL;
+        size_t n = 0;
+        struct dirent *de;
+        DIR *d = fd < 0 ? NULL : fdopendir(fd);
+
+        (void)c;
+        if (!d) {
+                kfs_close(fd);
+                return kerr_set(err, errno, KERR_IO, "read directory '%s' in the build context",
+                                path);
+        }
+        while ((errno = 0, de = readdir(d))) {
+                struct statx sx;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (statx(dirfd(d), de->d_name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+                          STATX_BASIC_STATS, &sx) < 0) {
+                        if (errno == ENOENT)
+                                continue; /* removed meanwhile */
+                        _cleanup_free_ char *p = builder_path_join(path, de->d_name);
+                        kerr_set(err, errno, KERR_IO, "stat '%s' in the build context", p);
+                        goto fail;
+                }
+                v = kreallocarray(v, n + 1, sizeof(*v));
+                v[n].name = kstrdup(de->d_name);
+                stat_from_statx(&v[n].st, &sx);
+                v[n].mount_root = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+                                  (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+                n++;
+        }
+        if (errno) {
+                kerr_set(err, errno, KERR_IO, "read directory '%s' in the build context", path);
+                goto fail;
+        }
+        closedir(d);
+        if (n)
+                qsort(v, n, sizeof(*v), cmp_dirent);
+        *ret = v ? v : kcalloc(1, sizeof(*v));
+        *ret_n = n;
+        return 0;
+fail:
+        closedir(d);
+        builder_dirents_free(v, n);
+        return -1;
 }

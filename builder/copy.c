@@ -6,6 +6,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -551,16 +552,23 @@ static void created_owner(const struct copier *c, uid_t *uid, gid_t *gid)
         *gid = c->chown ? c->gid : 0;
 }
 
-static int copy_data(int in, int out, const char *name, struct kerr **err)
+/* Copies in to out; size is what in held when it was looked at (-1: unknown). Once that
+ * much is copied the copy ends, so that a file costs one copy_file_range, not two. */
+static int copy_data(int in, int out, off_t size, const char *name, struct kerr **err)
 {
         char buf[65536];
+        off_t done = 0;
 
         for (;;) {
+                if (size >= 0 && done >= size)
+                        return 0;
                 ssize_t n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
                 if (n == 0)
                         return 0;
-                if (n > 0)
+                if (n > 0) {
+                        done += n;
                         continue;
+                }
                 if (errno == EINTR)
                         continue;
                 if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
@@ -594,30 +602,127 @@ static int set_meta_fd(int fd, uid_t uid, gid_t gid, mode_t mode, struct timespe
         return 0;
 }
 
-/* Opens the dest parent and refuses to put a non-directory over a directory. */
-static int prepare_nondir(struct copier *c, const char *dpath, const char **name, struct kerr **err)
+/* A source directory being walked: an fd in the build context, or a directory of the
+ * source view (COPY --from). Its entries are then read and opened by name. */
+struct sdir {
+        int fd;
+        struct builder_rootfs_dir *rd;
+        char *path; /* resolved, for messages and the ignore file */
+};
+
+static void sdir_release(struct sdir *d)
 {
-        struct stat st;
-        struct kerr *e = NULL;
+        kfs_close(d->fd);
+        builder_rootfs_dir_free(d->rd);
+        free(d->path);
+        *d = (struct sdir){.fd = -1};
+}
+
+static int sdir_open(const struct copier *c, const char *path, struct sdir *d, struct kerr **err)
+{
+        *d = (struct sdir){.fd = -1, .path = kstrdup(path)};
+        if (!c->src->context)
+                return builder_rootfs_dir_open(c->src->rootfs, path, &d->rd, err);
+        d->fd = builder_context_open_dir(c->src->context, path, err);
+        return d->fd < 0 ? -1 : 0;
+}
+
+static int sdir_child(const struct copier *c, const struct sdir *d, const char *name,
+                      struct sdir *ret, struct kerr **err)
+{
+        _cleanup_free_ char *p = builder_path_join(d->path, name);
+        int r;
+
+        *ret = (struct sdir){.fd = -1};
+        if (c->src->context) {
+                ret->fd = builder_context_open_at(c->src->context, d->fd, d->path, name,
+                                                  O_RDONLY | O_DIRECTORY, err);
+                if (ret->fd < 0)
+                        return -1;
+        } else {
+                r = builder_rootfs_dir_child(d->rd, name, &ret->rd, err);
+                if (r == -ENOENT || r == -ENOTDIR)
+                        return kerr_set(err, -r, KERR_NOTFOUND, "read directory '%s'", p);
+                if (r < 0)
+                        return -1;
+        }
+        ret->path = TAKE_PTR(p);
+        return 0;
+}
+
+static int sdir_list(const struct copier *c, const struct sdir *d, struct builder_dirent **ret,
+                     size_t *ret_n, struct kerr **err)
+{
+        if (c->src->context)
+                return builder_context_list(c->src->context, d->fd, d->path, ret, ret_n, err);
+        return builder_rootfs_dir_list(d->rd, ret, ret_n, err);
+}
+
+/* A source entry: a name in an open source directory, or (dir NULL) a resolved path. */
+struct sref {
+        const struct sdir *dir;
+        const char *name;
+        const char *path;
+};
+
+static int sref_open(const struct copier *c, const struct sref *s, struct kerr **err)
+{
+        if (!s->dir)
+                return src_open(c, s->path, err);
+        if (c->src->context)
+                return builder_context_open_at(c->src->context, s->dir->fd, s->dir->path, s->name,
+                                               O_RDONLY, err);
+        return builder_rootfs_dir_open_file(s->dir->rd, s->name, err);
+}
+
+static int sref_readlink(const struct copier *c, const struct sref *s, char **ret,
+                         struct kerr **err)
+{
+        struct stat ls;
+
+        if (!s->dir) {
+                if (c->lookup(c->root, s->path, &ls, ret, err) < 0 || !*ret)
+                        return kerr_set(err, EIO, KERR_IO, "read link '%s'", s->path);
+                return 0;
+        }
+        if (!c->src->context)
+                return builder_rootfs_dir_readlink(s->dir->rd, s->name, ret, err);
+        _cleanup_free_ char *buf = kcalloc(1, (size_t)PATH_MAX + 1);
+        ssize_t n = readlinkat(s->dir->fd, s->name, buf, PATH_MAX);
+        if (n < 0)
+                return kerr_set(err, errno, KERR_IO, "read link '%s'", s->path);
+        buf[n] = '\0';
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* The directory above a resolved destination path, made as destination directories are
+ * (0755, owned as --chown says); *ret_name points into path. */
+static int open_parent(struct copier *c, const char *path, struct builder_rootfs_dir **ret,
+                       const char **ret_name, struct kerr **err)
+{
+        _cleanup_free_ char *parent = builder_path_join(path, "..");
+        const char *name = strrchr(path, '/');
         uid_t uid;
         gid_t gid;
 
-        if (builder_rootfs_stat(c->dst, dpath, false, &st, NULL, &e) == 0 && S_ISDIR(st.st_mode)) {
-                kerr_free(e);
-                return kerr_set(err, EISDIR, KERR_INVALID,
-                                "cannot replace directory '%s' with a file", dpath);
-        }
-        kerr_free(e);
+        if (!name || !name[1])
+                return kerr_set(err, EINVAL, KERR_INVALID, "write '%s': not a file path", path);
         created_owner(c, &uid, &gid);
-        return builder_rootfs_prepare(c->dst, dpath, uid, gid, name, err);
+        if (builder_rootfs_dir_mkdir_p(c->dst, parent, 0755, uid, gid, ret, err) < 0)
+                return -1;
+        *ret_name = name + 1;
+        return 0;
 }
 
-static int write_data_file(struct copier *c, const char *dpath, const void *data, size_t len,
-                           int in, const char *sname, uid_t uid, gid_t gid, mode_t mode,
-                           struct timespec mtime, struct kerr **err)
+/* Creates the file name in dd with len bytes of data, or (in >= 0) with the contents of in,
+ * which held in_size bytes when it was looked at. */
+static int write_data_file(struct builder_rootfs_dir *dd, const char *name, const char *dpath,
+                           const void *data, size_t len, int in, off_t in_size, const char *sname,
+                           uid_t uid, gid_t gid, mode_t mode, struct timespec mtime,
+                           struct kerr **err)
 {
-        const char *name;
-        _cleanup_close_ int pfd = prepare_nondir(c, dpath, &name, err);
+        int pfd = builder_rootfs_dir_prepare(dd, name, true, err);
 
         if (pfd < 0)
                 return -1;
@@ -625,25 +730,25 @@ static int write_data_file(struct copier *c, const char *dpath, const void *data
                 openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return kerr_set(err, errno, KERR_IO, "create '%s'", dpath);
-        if (in >= 0 && copy_data(in, fd, sname, err) < 0)
+        if (in >= 0 && copy_data(in, fd, in_size, sname, err) < 0)
                 return -1;
         if (in < 0 && kfs_write_all(fd, data, len) < 0)
                 return kerr_set(err, errno, KERR_IO, "write '%s'", dpath);
         return set_meta_fd(fd, uid, gid, mode, mtime, dpath, err);
 }
 
-static int link_to(struct copier *c, const char *existing, const char *dpath, struct kerr **err)
+static int link_to(struct copier *c, const char *existing, struct builder_rootfs_dir *dd,
+                   const char *name, const char *dpath, struct kerr **err)
 {
         _cleanup_free_ char *parent = builder_path_join(existing, "..");
         const char *oname = strrchr(existing, '/') + 1;
-        const char *name;
         _cleanup_close_ int opfd =
                 kfs_open_in_root(builder_rootfs_upper_fd(c->dst), parent, O_PATH | O_DIRECTORY, 0,
                                  KFS_RESOLVE_NO_SYMLINKS, err);
 
         if (opfd < 0)
                 return kerr_wrap(err, "link '%s'", dpath);
-        _cleanup_close_ int pfd = prepare_nondir(c, dpath, &name, err);
+        int pfd = builder_rootfs_dir_prepare(dd, name, true, err);
         if (pfd < 0)
                 return -1;
         if (linkat(opfd, oname, pfd, name, 0) < 0)
@@ -651,12 +756,12 @@ static int link_to(struct copier *c, const char *existing, const char *dpath, st
         return 0;
 }
 
-static int write_nondir(struct copier *c, const char *spath, const struct stat *st,
-                        const char *dpath, struct kerr **err)
+static int write_nondir(struct copier *c, const struct sref *s, const struct stat *st,
+                        struct builder_rootfs_dir *dd, const char *name, struct kerr **err)
 {
+        _cleanup_free_ char *dpath = builder_path_join(builder_rootfs_dir_path(dd), name);
         struct timespec mtime = clamp_time(c, st->st_mtim);
         mode_t mode = c->chmod ? c->mode : st->st_mode & 07777;
-        const char *name;
         uid_t uid;
         gid_t gid;
 
@@ -665,31 +770,31 @@ static int write_nondir(struct copier *c, const char *spath, const struct stat *
                 if (st->st_nlink > 1) {
                         for (size_t i = 0; i < c->n_links; i++)
                                 if (c->links[i].dev == st->st_dev && c->links[i].ino == st->st_ino)
-                                        return link_to(c, c->links[i].dest, dpath, err);
+                                        return link_to(c, c->links[i].dest, dd, name, dpath, err);
                 }
-                _cleanup_close_ int in = src_open(c, spath, err);
+                _cleanup_close_ int in = sref_open(c, s, err);
                 if (in < 0)
                         return -1;
-                if (write_data_file(c, dpath, NULL, 0, in, spath, uid, gid, mode, mtime, err) < 0)
+                if (write_data_file(dd, name, dpath, NULL, 0, in, st->st_size, s->path, uid, gid,
+                                    mode, mtime, err) < 0)
                         return -1;
                 if (st->st_nlink > 1) {
                         c->links = kreallocarray(c->links, c->n_links + 1, sizeof(*c->links));
                         c->links[c->n_links++] =
-                                (struct link){st->st_dev, st->st_ino, kstrdup(dpath)};
+                                (struct link){st->st_dev, st->st_ino, TAKE_PTR(dpath)};
                 }
                 return 0;
         }
         if (S_ISSOCK(st->st_mode))
                 return 0; /* sockets do not survive in a tar layer */
-        _cleanup_close_ int pfd = prepare_nondir(c, dpath, &name, err);
+        int pfd = builder_rootfs_dir_prepare(dd, name, true, err);
         if (pfd < 0)
                 return -1;
         struct timespec ts[2] = {mtime, mtime};
         if (S_ISLNK(st->st_mode)) {
                 _cleanup_free_ char *target = NULL;
-                struct stat ls;
-                if (c->lookup(c->root, spath, &ls, &target, err) < 0 || !target)
-                        return kerr_set(err, EIO, KERR_IO, "read link '%s'", spath);
+                if (sref_readlink(c, s, &target, err) < 0)
+                        return -1;
                 if (symlinkat(target, pfd, name) < 0)
                         return kerr_set(err, errno, KERR_IO, "create symlink '%s'", dpath);
                 if (fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -720,103 +825,171 @@ static void dtime_add(struct copier *c, const char *dpath, struct timespec t)
         c->dtimes[c->n_dtimes++] = (struct dtime){kstrdup(dpath), t};
 }
 
-/* Makes dpath a directory with the source directory's metadata. When meta is false (the
- * top of a directory copy) an existing directory is left as it is, and a missing one is made
- * as a destination directory is, 0755 and owned as --chown says: only the contents are
- * copied, so "COPY dir /d" and "COPY dir /d/" give the same /d (buildah does this). */
-static int make_dir(struct copier *c, const struct stat *st, const char *dpath, bool meta,
+/* Makes dpath (a resolved path: the entry name of pd, or "/" when pd is NULL) a directory
+ * with the source directory's metadata, and opens it as *ret. When meta is false (the top
+ * of a directory copy) an existing directory is left as it is, and a missing one is made as
+ * a destination directory is, 0755 and owned as --chown says: only the contents are copied,
+ * so "COPY dir /d" and "COPY dir /d/" give the same /d (buildah does this). */
+static int make_dir(struct copier *c, const struct stat *st, struct builder_rootfs_dir *pd,
+                    const char *name, const char *dpath, bool meta, struct builder_rootfs_dir **ret,
                     struct kerr **err)
 {
-        struct stat dst_st;
-        struct kerr *e = NULL;
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *d = NULL;
+        mode_t mode = c->chmod ? c->mode : st->st_mode & 07777;
+        bool existed = true;
         uid_t uid;
         gid_t gid;
-        bool existed = builder_rootfs_stat(c->dst, dpath, false, &dst_st, NULL, &e) == 0 &&
-                       S_ISDIR(dst_st.st_mode);
-        mode_t mode = c->chmod ? c->mode : st->st_mode & 07777;
 
-        kerr_free(e);
         owner_of(c, st, &uid, &gid);
         if (!meta) {
                 created_owner(c, &uid, &gid);
                 mode = 0755;
         }
-        if (builder_rootfs_mkdir_replace(c->dst, dpath, mode, uid, gid, err) < 0)
+        if (pd) {
+                if (builder_rootfs_dir_mkdir(pd, name, mode, uid, gid, true, &d, &existed, err) < 0)
+                        return -1;
+        } else if (builder_rootfs_dir_open(c->dst, "/", &d, err) < 0) {
                 return -1;
-        if (existed && !meta)
-                return 0;
-        _cleanup_close_ int fd = open_upper_dir(c, dpath, err);
-        if (fd < 0)
-                return kerr_wrap(err, "set metadata of '%s'", dpath);
-        if (set_meta_fd(fd, uid, gid, mode, clamp_time(c, st->st_mtim), dpath, err) < 0)
-                return -1;
-        dtime_add(c, dpath, clamp_time(c, st->st_mtim));
+        }
+        if (meta || !existed) {
+                int upfd = builder_rootfs_dir_upper(d, err);
+                if (upfd < 0)
+                        return -1;
+                _cleanup_close_ int fd = openat(upfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        return kerr_set(err, errno, KERR_IO, "set metadata of '%s'", dpath);
+                if (set_meta_fd(fd, uid, gid, mode, clamp_time(c, st->st_mtim), dpath, err) < 0)
+                        return -1;
+                dtime_add(c, dpath, clamp_time(c, st->st_mtim));
+        }
+        *ret = TAKE_PTR(d);
         return 0;
 }
 
-static int copy_tree(struct copier *c, const char *spath, const char *rel, const struct stat *st,
-                     const char *dpath, bool meta, struct kerr **err);
-
-static int copy_dir_contents(struct copier *c, const char *spath, const char *rel,
-                             const char *dpath, struct kerr **err)
+/* make_dir for a resolved path. */
+static int make_dir_path(struct copier *c, const struct stat *st, const char *dpath, bool meta,
+                         struct builder_rootfs_dir **ret, struct kerr **err)
 {
-        char **names = NULL;
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *pd = NULL;
+        const char *name;
+
+        if (strcmp(dpath, "/") == 0)
+                return make_dir(c, st, NULL, NULL, dpath, meta, ret, err);
+        if (open_parent(c, dpath, &pd, &name, err) < 0)
+                return -1;
+        return make_dir(c, st, pd, name, dpath, meta, ret, err);
+}
+
+static int copy_dir_contents(struct copier *c, const struct sdir *sd, const char *rel,
+                             struct builder_rootfs_dir *dd, struct kerr **err);
+
+/* Copies the source directory entry e of sd to the entry of the same name in dd. */
+static int copy_subdir(struct copier *c, const struct sdir *sd, const struct builder_dirent *e,
+                       const char *rel, struct builder_rootfs_dir *dd, struct kerr **err)
+{
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *cd = NULL;
+        struct sdir child;
+        struct stat dl;
+        int r = builder_rootfs_dir_stat(dd, e->name, &dl, err);
+
+        if (r == -1)
+                return -1;
+        if (r == 0 && S_ISLNK(dl.st_mode)) {
+                /* A symlink to a directory in the destination is followed, inside the
+                 * destination. */
+                _cleanup_free_ char *link = builder_path_join(builder_rootfs_dir_path(dd), e->name);
+                _cleanup_free_ char *res = NULL;
+                struct kerr *e2 = NULL;
+                struct stat ds;
+                if (builder_rootfs_stat(c->dst, link, true, &ds, &res, &e2) == 0 &&
+                    S_ISDIR(ds.st_mode))
+                        r = make_dir_path(c, &e->st, res, true, &cd, err);
+                else
+                        r = make_dir(c, &e->st, dd, e->name, link, true, &cd, err);
+                kerr_free(e2);
+        } else {
+                _cleanup_free_ char *dpath =
+                        builder_path_join(builder_rootfs_dir_path(dd), e->name);
+                r = make_dir(c, &e->st, dd, e->name, dpath, true, &cd, err);
+        }
+        if (r < 0 || sdir_child(c, sd, e->name, &child, err) < 0)
+                return -1;
+        r = copy_dir_contents(c, &child, rel, cd, err);
+        sdir_release(&child);
+        return r;
+}
+
+static int copy_dir_contents(struct copier *c, const struct sdir *sd, const char *rel,
+                             struct builder_rootfs_dir *dd, struct kerr **err)
+{
+        struct builder_dirent *ents = NULL;
         size_t n = 0;
         int rc = -1;
 
-        if (src_readdir(c, spath, &names, &n, err) < 0)
+        if (sdir_list(c, sd, &ents, &n, err) < 0)
                 return -1;
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *cs = builder_path_join(spath, names[i]);
-                _cleanup_free_ char *cr = builder_path_join(rel, names[i]);
-                _cleanup_free_ char *cd = builder_path_join(dpath, names[i]);
-                struct stat cst;
-                int r;
+                const struct builder_dirent *e = &ents[i];
+                _cleanup_free_ char *cs = builder_path_join(sd->path, e->name);
+                _cleanup_free_ char *cr = builder_path_join(rel, e->name);
 
                 if (excluded(c, cr))
                         continue;
-                r = c->lookup(c->root, cs, &cst, NULL, err);
-                if (r == -ENOENT || r == -ENOTDIR)
-                        continue;
-                if (r < 0)
-                        goto out;
-                if (ignored(c, cs) && !(S_ISDIR(cst.st_mode) &&
+                if (ignored(c, cs) && !(S_ISDIR(e->st.st_mode) &&
                                         builder_context_ignore_has_exceptions(c->src->context)))
                         continue;
-                if (S_ISDIR(cst.st_mode)) {
-                        /* A symlink to a directory in the destination is followed, inside
-                         * the destination. */
-                        struct stat dl;
-                        struct kerr *e = NULL;
-                        if (builder_rootfs_stat(c->dst, cd, false, &dl, NULL, &e) == 0 &&
-                            S_ISLNK(dl.st_mode)) {
-                                _cleanup_free_ char *res = NULL;
-                                struct stat ds;
-                                if (builder_rootfs_stat(c->dst, cd, true, &ds, &res, &e) == 0 &&
-                                    S_ISDIR(ds.st_mode)) {
-                                        free(cd);
-                                        cd = TAKE_PTR(res);
-                                }
-                        }
-                        kerr_free(e);
+                if (e->mount_root) {
+                        kerr_set(err, EXDEV, KERR_INVALID,
+                                 "copy '%s': another file system is mounted there in the build "
+                                 "context",
+                                 cs);
+                        goto out;
                 }
-                if (copy_tree(c, cs, cr, &cst, cd, true, err) < 0)
+                if (S_ISDIR(e->st.st_mode)) {
+                        if (copy_subdir(c, sd, e, cr, dd, err) < 0)
+                                goto out;
+                        continue;
+                }
+                struct sref s = {sd, e->name, cs};
+                if (write_nondir(c, &s, &e->st, dd, e->name, err) < 0)
                         goto out;
         }
         rc = 0;
 out:
-        strv_free(names, n);
+        builder_dirents_free(ents, n);
         return rc;
 }
 
-static int copy_tree(struct copier *c, const char *spath, const char *rel, const struct stat *st,
-                     const char *dpath, bool meta, struct kerr **err)
+/* Copies the source directory at resolved spath to dpath (resolved). */
+static int copy_tree(struct copier *c, const char *spath, const struct stat *st, const char *dpath,
+                     bool meta, struct kerr **err)
 {
-        if (!S_ISDIR(st->st_mode))
-                return write_nondir(c, spath, st, dpath, err);
-        if (make_dir(c, st, dpath, meta, err) < 0)
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *dd = NULL;
+        struct sdir sd;
+        int r;
+
+        if (make_dir_path(c, st, dpath, meta, &dd, err) < 0)
                 return -1;
-        return copy_dir_contents(c, spath, rel, dpath, err);
+        if (sdir_open(c, spath, &sd, err) < 0) {
+                sdir_release(&sd);
+                return -1;
+        }
+        r = copy_dir_contents(c, &sd, "/", dd, err);
+        sdir_release(&sd);
+        return r;
+}
+
+/* Copies the non-directory at resolved spath to dpath (resolved). */
+static int copy_file(struct copier *c, const char *spath, const struct stat *st, const char *dpath,
+                     struct kerr **err)
+{
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *pd = NULL;
+        struct sref s = {NULL, NULL, spath};
+        const char *name;
+
+        if (open_parent(c, dpath, &pd, &name, err) < 0)
+                return -1;
+        return write_nondir(c, &s, st, pd, name, err);
 }
 
 /* ---- ADD: local archives ---- */
@@ -878,6 +1051,8 @@ static int extract_entry(struct copier *c, struct archive *a, struct archive_ent
         const char *ename = archive_entry_pathname(ae);
         _cleanup_free_ char *p = ename ? entry_path(destdir, ename) : NULL;
         _cleanup_free_ char *parent = NULL, *rparent = NULL, *dpath = NULL;
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *pd = NULL;
+        const char *name;
         mode_t type = archive_entry_filetype(ae);
         mode_t mode = archive_entry_perm(ae) & 07777;
         uid_t uid = c->chown ? c->uid : (uid_t)archive_entry_uid(ae);
@@ -909,7 +1084,9 @@ static int extract_entry(struct copier *c, struct archive *a, struct archive_ent
                         return kerr_set(err, 0, KERR_INVALID,
                                         "ADD '%s': hard link '%s' leaves the destination", arname,
                                         ename);
-                return link_to(c, rt, dpath, err);
+                if (open_parent(c, dpath, &pd, &name, err) < 0)
+                        return -1;
+                return link_to(c, rt, pd, name, dpath, err);
         }
         if (type == AE_IFDIR) {
                 struct stat st = {
@@ -923,16 +1100,18 @@ static int extract_entry(struct copier *c, struct archive *a, struct archive_ent
                 c->chown = true;
                 c->uid = uid;
                 c->gid = gid;
-                int r = make_dir(c, &st, dpath, true, err);
+                _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *d = NULL;
+                int r = make_dir_path(c, &st, dpath, true, &d, err);
                 c->chmod = saved;
                 c->chown = sc;
                 c->uid = su;
                 c->gid = sg;
                 return r;
         }
+        if (open_parent(c, dpath, &pd, &name, err) < 0)
+                return -1;
         if (type == AE_IFREG) {
-                const char *name;
-                _cleanup_close_ int pfd = prepare_nondir(c, dpath, &name, err);
+                int pfd = builder_rootfs_dir_prepare(pd, name, true, err);
                 if (pfd < 0)
                         return -1;
                 _cleanup_close_ int fd = openat(
@@ -954,8 +1133,7 @@ static int extract_entry(struct copier *c, struct archive *a, struct archive_ent
                 }
                 return set_meta_fd(fd, uid, gid, mode, mtime, dpath, err);
         }
-        const char *name;
-        _cleanup_close_ int pfd = prepare_nondir(c, dpath, &name, err);
+        int pfd = builder_rootfs_dir_prepare(pd, name, true, err);
         if (pfd < 0)
                 return -1;
         struct timespec ts[2] = {mtime, mtime};
@@ -1047,11 +1225,11 @@ static int copy_item(struct copier *c, const struct item *it, const char *dres, 
                 target = kstrdup(dres);
         if (c->o->parents && S_ISDIR(it->st.st_mode) && strcmp(it->rel, "/") != 0) {
                 /* Directories on the kept path are created like any other. */
-                return copy_tree(c, it->path, "/", &it->st, target, true, err);
+                return copy_tree(c, it->path, &it->st, target, true, err);
         }
         if (S_ISDIR(it->st.st_mode))
-                return copy_tree(c, it->path, "/", &it->st, target, false, err);
-        return write_nondir(c, it->path, &it->st, target, err);
+                return copy_tree(c, it->path, &it->st, target, false, err);
+        return copy_file(c, it->path, &it->st, target, err);
 }
 
 int builder_copy(struct builder_rootfs *dst, const struct builder_copy_src *src,
@@ -1155,7 +1333,10 @@ int builder_copy(struct builder_rootfs *dst, const struct builder_copy_src *src,
                 if (o->mtime_clamp >= 0)
                         now = (struct timespec){(time_t)o->mtime_clamp, 0};
                 created_owner(&c, &uid, &gid);
-                if (write_data_file(&c, target, h->data, h->len, -1, h->name, uid, gid,
+                _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *pd = NULL;
+                const char *name;
+                if (open_parent(&c, target, &pd, &name, err) < 0 ||
+                    write_data_file(pd, name, target, h->data, h->len, -1, -1, h->name, uid, gid,
                                     c.chmod ? c.mode : 0644, now, err) < 0)
                         goto out;
         }

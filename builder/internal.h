@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "builder/builder.h"
+#include "common/cleanup.h"
 
 struct kbuf;
 struct kerr;
@@ -96,6 +97,62 @@ int builder_rootfs_mkdir_replace(struct builder_rootfs *r, const char *path, mod
 /* The fd of the upper dir (-1 for a read-only view). */
 int builder_rootfs_upper_fd(const struct builder_rootfs *r);
 
+/* An entry of a directory listing, with its lstat. */
+struct builder_dirent {
+        char *name;
+        struct stat st;
+        bool mount_root; /* context only: another file system is mounted here */
+};
+
+void builder_dirents_free(struct builder_dirent *v, size_t n);
+
+/* A directory of a view, held open (one fd per layer that makes it up) so that its entries
+ * are looked up, read and written by name, without resolving a path from the root each
+ * time. name arguments are single components (no '/', never "." or ".."). */
+struct builder_rootfs_dir;
+
+/* Opens the directory at resolved path: KERR_NOTFOUND when the view has no directory
+ * there. Caller frees. */
+int builder_rootfs_dir_open(struct builder_rootfs *r, const char *path,
+                            struct builder_rootfs_dir **ret, struct kerr **err);
+/* mkdir -p of a resolved path as builder_rootfs_mkdir_p, then opens it. */
+int builder_rootfs_dir_mkdir_p(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid,
+                               gid_t gid, struct builder_rootfs_dir **ret, struct kerr **err);
+void builder_rootfs_dir_free(struct builder_rootfs_dir *d);
+DEFINE_CLEANUP(struct builder_rootfs_dir *, builder_rootfs_dir_free)
+const char *builder_rootfs_dir_path(const struct builder_rootfs_dir *d);
+/* lstat of the entry name as the view shows it: 0, -ENOENT (absent or whited out), or -1
+ * with *err set. */
+int builder_rootfs_dir_stat(struct builder_rootfs_dir *d, const char *name, struct stat *st,
+                            struct kerr **err);
+/* The entries, sorted by name, whiteouts and hidden lower entries left out. */
+int builder_rootfs_dir_list(struct builder_rootfs_dir *d, struct builder_dirent **ret,
+                            size_t *ret_n, struct kerr **err);
+/* The subdirectory name: 0, -ENOENT, -ENOTDIR (a non-directory is there), or -1. */
+int builder_rootfs_dir_child(struct builder_rootfs_dir *d, const char *name,
+                             struct builder_rootfs_dir **ret, struct kerr **err);
+/* Opens the regular file name for reading; KERR_NOTFOUND when there is none. */
+int builder_rootfs_dir_open_file(struct builder_rootfs_dir *d, const char *name, struct kerr **err);
+/* The target of the symlink name (caller frees). */
+int builder_rootfs_dir_readlink(struct builder_rootfs_dir *d, const char *name, char **ret,
+                                struct kerr **err);
+/* The directory's fd in the upper dir (owned by d), copied up first when only a lower layer
+ * has it. */
+int builder_rootfs_dir_upper(struct builder_rootfs_dir *d, struct kerr **err);
+/* Makes the subdirectory name exist in the upper dir as builder_rootfs_mkdir_p makes the
+ * last component of its path (replace: as builder_rootfs_mkdir_replace). *ret_existed
+ * (may be NULL) says whether the view had a directory there; *ret_child (may be NULL)
+ * receives it. */
+int builder_rootfs_dir_mkdir(struct builder_rootfs_dir *d, const char *name, mode_t mode, uid_t uid,
+                             gid_t gid, bool replace, struct builder_rootfs_dir **ret_child,
+                             bool *ret_existed, struct kerr **err);
+/* Before a non-directory is created as name: removes what the upper dir has there (a
+ * whiteout or a non-directory). A directory in the view is left alone, or refused with
+ * EISDIR / KERR_INVALID when keep_dir. Returns the directory's upper fd (owned by d) to
+ * create it in. */
+int builder_rootfs_dir_prepare(struct builder_rootfs_dir *d, const char *name, bool keep_dir,
+                               struct kerr **err);
+
 /* ======================================================================================
  * Build context (context.c)
  * ====================================================================================== */
@@ -123,6 +180,17 @@ int builder_context_open_file(const struct builder_context *c, const char *path,
 /* The names in the directory at path (resolved), sorted, ignored ones included. */
 int builder_context_readdir(const struct builder_context *c, const char *path, char ***ret_names,
                             size_t *ret_n, struct kerr **err);
+/* Opens the directory at path (resolved) for walking it by name. */
+int builder_context_open_dir(const struct builder_context *c, const char *path, struct kerr **err);
+/* The entries of the directory dir_fd (opened by builder_context_open_dir or
+ * builder_context_open_at) with their lstat, sorted by name, ignored ones included. path
+ * names the directory in messages. */
+int builder_context_list(const struct builder_context *c, int dir_fd, const char *path,
+                         struct builder_dirent **ret, size_t *ret_n, struct kerr **err);
+/* Opens the entry name of the directory dir_fd without following a symlink or crossing a
+ * mount (flags: O_RDONLY | O_DIRECTORY for a subdirectory, O_RDONLY for a file). */
+int builder_context_open_at(const struct builder_context *c, int dir_fd, const char *path,
+                            const char *name, int flags, struct kerr **err);
 
 /* ======================================================================================
  * COPY and ADD (copy.c)

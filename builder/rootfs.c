@@ -139,13 +139,56 @@ int builder_path_resolve(builder_lookup_fn lookup, void *root, const char *path,
         return 0;
 }
 
-/* ---- rootfs views ---- */
+/* ---- rootfs views ----
+ *
+ * Everything goes through directory handles: a directory of the view holds one O_PATH fd
+ * per layer that contributes to it, so an entry is looked up with one fstatat per such
+ * layer and a path costs one step per component, never a walk from the root per layer.
+ * Entries are only ever opened by a single name relative to such an fd with O_NOFOLLOW,
+ * so no symlink in a layer is followed on the host. */
 
 struct builder_rootfs {
         int *fds; /* lowers bottom first, then the upper (when there is one) */
         size_t n;
         int upper;
+        struct builder_rootfs_dir *root;
 };
+
+struct builder_rootfs_dir {
+        struct builder_rootfs *r;
+        char *path;    /* resolved path in the view */
+        int *fds;      /* r->n slots: the directory in layer i (O_PATH), or -1 */
+        size_t lo, hi; /* the layers [lo, hi) make up the directory */
+        bool borrowed; /* the root: fds are the view's own */
+};
+
+static struct builder_rootfs_dir *dir_new(struct builder_rootfs *r, const char *path)
+{
+        struct builder_rootfs_dir *d = kcalloc(1, sizeof(*d));
+
+        d->r = r;
+        d->path = kstrdup(path);
+        d->fds = kcalloc(r->n ? r->n : 1, sizeof(int));
+        for (size_t i = 0; i < r->n; i++)
+                d->fds[i] = -1;
+        return d;
+}
+
+void builder_rootfs_dir_free(struct builder_rootfs_dir *d)
+{
+        if (!d || d->borrowed)
+                return;
+        for (size_t i = 0; i < d->r->n; i++)
+                kfs_close(d->fds[i]);
+        free(d->fds);
+        free(d->path);
+        free(d);
+}
+
+const char *builder_rootfs_dir_path(const struct builder_rootfs_dir *d)
+{
+        return d->path;
+}
 
 struct builder_rootfs *builder_rootfs_new(const int *lower_fds, size_t n_lowers, int upper_fd,
                                           struct kerr **err)
@@ -166,6 +209,13 @@ struct builder_rootfs *builder_rootfs_new(const int *lower_fds, size_t n_lowers,
         }
         if (upper_fd >= 0)
                 r->upper = r->fds[r->n - 1];
+        r->root = kcalloc(1, sizeof(*r->root));
+        r->root->r = r;
+        r->root->path = kstrdup("/");
+        r->root->fds = r->fds;
+        r->root->lo = 0;
+        r->root->hi = r->n;
+        r->root->borrowed = true;
         return r;
 }
 
@@ -176,6 +226,9 @@ void builder_rootfs_free(struct builder_rootfs *r)
         for (size_t i = 0; i < r->n; i++)
                 kfs_close(r->fds[i]);
         free(r->fds);
+        if (r->root)
+                free(r->root->path);
+        free(r->root);
         free(r);
 }
 
@@ -189,36 +242,56 @@ static bool is_whiteout(const struct stat *st)
         return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
 }
 
-/* Opens path in one layer without following any symlink (O_PATH). -ENOENT/-ENOTDIR when
- * the layer has nothing there. */
-static int layer_open(int layerfd, const char *path, int flags, struct kerr **err)
+/* Names looked up in a layer directory are single components: anything else would walk. */
+static int check_name(const struct builder_rootfs_dir *d, const char *name, struct kerr **err)
 {
-        struct kerr *e = NULL;
-        int fd = kfs_open_in_root(layerfd, path, flags | O_NOFOLLOW | O_CLOEXEC, 0,
-                                  KFS_RESOLVE_NO_SYMLINKS, &e);
-
-        if (fd >= 0)
-                return fd;
-        int en = e ? e->errnum : EIO;
-        if (en == ENOENT || en == ENOTDIR || en == ELOOP) {
-                /* ELOOP: a symlink on the way, so the path is not a directory here. */
-                kerr_free(e);
-                return en == ENOENT ? -ENOENT : -ENOTDIR;
-        }
-        if (err) {
-                kerr_free(*err);
-                *err = e;
-        } else {
-                kerr_free(e);
-        }
-        return -EIO;
+        if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return kerr_set(err, EINVAL, KERR_INTERNAL, "bad entry name '%s' in '%s'", name,
+                                d->path);
+        return 0;
 }
 
-static bool dir_is_opaque(int layerfd, const char *path)
+static char *child_path(const struct builder_rootfs_dir *d, const char *name)
+{
+        return builder_path_join(d->path, name);
+}
+
+/* The entry name of d as the layers [d->lo, hi) show it: 0 with *st and *ret_layer (the
+ * layer whose entry is seen), -ENOENT when there is none or a whiteout hides it (then
+ * *ret_layer is the whiteout's layer, or hi when there is none). */
+static int entry_stat(const struct builder_rootfs_dir *d, const char *name, size_t hi,
+                      struct stat *st, size_t *ret_layer, struct kerr **err)
+{
+        if (check_name(d, name, err) < 0)
+                return -1;
+        if (ret_layer)
+                *ret_layer = hi;
+        for (size_t i = hi; i-- > d->lo;) {
+                if (d->fds[i] < 0)
+                        continue;
+                if (fstatat(d->fds[i], name, st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        _cleanup_free_ char *p = child_path(d, name);
+                        return kerr_set(err, errno, KERR_IO, "look up '%s'", p);
+                }
+                if (ret_layer)
+                        *ret_layer = i;
+                return is_whiteout(st) ? -ENOENT : 0;
+        }
+        return -ENOENT;
+}
+
+int builder_rootfs_dir_stat(struct builder_rootfs_dir *d, const char *name, struct stat *st,
+                            struct kerr **err)
+{
+        return entry_stat(d, name, d->hi, st, NULL, err);
+}
+
+static bool dir_is_opaque_at(int parentfd, const char *name)
 {
         _cleanup_close_ int fd =
-                kfs_open_in_root(layerfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
-                                 KFS_RESOLVE_NO_SYMLINKS, NULL);
+                openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         char v[2];
 
         if (fd < 0)
@@ -228,98 +301,152 @@ static bool dir_is_opaque(int layerfd, const char *path)
         return fgetxattr(fd, "user.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y';
 }
 
-/* The merged lookup of a resolved path among layers [lo, hi): *ret_top is the layer whose
- * entry is seen and [*ret_lo, *ret_top] the layers that make up a directory there. */
-static int merged_lookup(struct builder_rootfs *r, size_t lo, size_t hi, const char *path,
-                         struct stat *st, size_t *ret_top, size_t *ret_lo, struct kerr **err)
+int builder_rootfs_dir_child(struct builder_rootfs_dir *d, const char *name,
+                             struct builder_rootfs_dir **ret, struct kerr **err)
+{
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *c = NULL;
+
+        if (check_name(d, name, err) < 0)
+                return -1;
+        for (size_t i = d->hi; i-- > d->lo;) {
+                struct stat s;
+
+                if (d->fds[i] < 0)
+                        continue;
+                int fd = openat(d->fds[i], name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 && errno == ENOENT)
+                        continue;
+                if (fd < 0 || fstat(fd, &s) < 0) {
+                        int en = errno;
+                        _cleanup_free_ char *p = child_path(d, name);
+                        kfs_close(fd);
+                        return kerr_set(err, en, KERR_IO, "look up '%s'", p);
+                }
+                if (!S_ISDIR(s.st_mode)) {
+                        /* A whiteout or a non-directory ends the directory here. */
+                        kfs_close(fd);
+                        if (c)
+                                break;
+                        return is_whiteout(&s) ? -ENOENT : -ENOTDIR;
+                }
+                if (!c) {
+                        _cleanup_free_ char *p = child_path(d, name);
+                        c = dir_new(d->r, p);
+                        c->hi = i + 1;
+                }
+                c->fds[i] = fd;
+                c->lo = i;
+                /* Opacity only matters with layers left below. */
+                if (i > d->lo && dir_is_opaque_at(d->fds[i], name))
+                        break;
+        }
+        if (!c)
+                return -ENOENT;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* Walks a resolved path from the root; *ret may be the root itself (free it all the same). */
+static int dir_walk(struct builder_rootfs *r, const char *path, struct builder_rootfs_dir **ret,
+                    struct kerr **err)
 {
         _cleanup_free_ char *p = builder_path_clean(path);
-        size_t top = hi, bottom = lo;
-        size_t end = 1;
+        struct builder_rootfs_dir *cur = r->root;
 
-        if (hi <= lo)
-                return -ENOENT;
-        /* Walk the path one component at a time, narrowing the layers that can still
-         * contribute below it. */
-        for (;;) {
-                char *slash = strchr(p + end, '/');
-                char saved = 0;
-                bool found = false;
-                size_t new_bottom = bottom;
+        for (char *s = p + 1; *s;) {
+                char *e = strchrnul(s, '/');
+                char c = *e;
+                struct builder_rootfs_dir *next = NULL;
 
-                if (p[1] && slash) {
-                        saved = *slash;
-                        *slash = '\0';
-                }
-                for (size_t i = top; i-- > bottom;) {
-                        struct stat s;
-                        int fd = layer_open(r->fds[i], p, O_PATH, err);
-                        if (fd == -ENOENT || fd == -ENOTDIR)
-                                continue;
-                        if (fd < 0)
-                                return kerr_wrap(err, "look up '%s'", p);
-                        int rs = fstat(fd, &s);
-                        kfs_close(fd);
-                        if (rs < 0)
-                                return kerr_set(err, errno, KERR_IO, "stat '%s'", p);
-                        if (is_whiteout(&s)) {
-                                new_bottom = i + 1;
-                                break;
-                        }
-                        if (!found) {
-                                found = true;
-                                *st = s;
-                                top = i + 1;
-                                new_bottom = i;
-                                if (!S_ISDIR(s.st_mode))
-                                        break;
-                                /* Opacity only matters with layers left below. */
-                                if (p[1] && i > bottom && dir_is_opaque(r->fds[i], p))
-                                        break;
-                                continue;
-                        }
-                        if (!S_ISDIR(s.st_mode))
-                                break;
-                        new_bottom = i;
-                        if (i > bottom && dir_is_opaque(r->fds[i], p))
-                                break;
-                }
-                if (!found)
-                        return -ENOENT;
-                bottom = new_bottom;
-                if (!slash || !p[1]) {
-                        *ret_top = top - 1;
-                        *ret_lo = bottom;
-                        return 0;
-                }
-                if (!S_ISDIR(st->st_mode))
-                        return -ENOTDIR;
-                *slash = saved;
-                end = (size_t)(slash - p) + 1;
+                *e = '\0';
+                int rr = builder_rootfs_dir_child(cur, s, &next, err);
+                builder_rootfs_dir_free(cur);
+                if (rr < 0)
+                        return rr;
+                cur = next;
+                s = c ? e + 1 : e;
         }
+        *ret = cur;
+        return 0;
+}
+
+int builder_rootfs_dir_open(struct builder_rootfs *r, const char *path,
+                            struct builder_rootfs_dir **ret, struct kerr **err)
+{
+        int rr = dir_walk(r, path, ret, err);
+
+        if (rr == -ENOENT || rr == -ENOTDIR)
+                return kerr_set(err, -rr, KERR_NOTFOUND, "open directory '%s'", path);
+        return rr;
+}
+
+/* Where a resolved path is: the directory above it and the layer whose entry is seen (for
+ * "/", parent is NULL and layer the top one). 0, -ENOENT / -ENOTDIR, or -1 with *err. */
+struct located {
+        struct builder_rootfs_dir *parent;
+        char *name;
+        size_t layer;
+        struct stat st;
+};
+
+static void located_release(struct located *l)
+{
+        builder_rootfs_dir_free(l->parent);
+        free(l->name);
+}
+
+static int locate(struct builder_rootfs *r, const char *path, struct located *l, struct kerr **err)
+{
+        _cleanup_free_ char *p = builder_path_clean(path);
+        char *slash = strrchr(p, '/');
+        int rr;
+
+        *l = (struct located){0};
+        if (!p[1]) {
+                if (r->n == 0)
+                        return -ENOENT;
+                l->layer = r->n - 1;
+                if (fstat(r->fds[l->layer], &l->st) < 0)
+                        return kerr_set(err, errno, KERR_IO, "stat '/'");
+                return 0;
+        }
+        l->name = kstrdup(slash + 1);
+        *slash = '\0';
+        rr = dir_walk(r, p[0] ? p : "/", &l->parent, err);
+        if (rr == 0)
+                rr = entry_stat(l->parent, l->name, l->parent->hi, &l->st, &l->layer, err);
+        if (rr < 0) {
+                located_release(l);
+                *l = (struct located){0};
+        }
+        return rr;
+}
+
+static int readlink_at(int dirfd, const char *name, const char *what, char **ret, struct kerr **err)
+{
+        _cleanup_free_ char *buf = kcalloc(1, (size_t)PATH_MAX + 1);
+        ssize_t n = readlinkat(dirfd, name, buf, PATH_MAX);
+
+        if (n < 0)
+                return kerr_set(err, errno, KERR_IO, "read link '%s'", what);
+        buf[n] = '\0';
+        *ret = TAKE_PTR(buf);
+        return 0;
 }
 
 int builder_rootfs_lookup(void *root, const char *path, struct stat *st, char **ret_target,
                           struct kerr **err)
 {
-        struct builder_rootfs *r = root;
-        size_t top, lo;
-        int rr = merged_lookup(r, 0, r->n, path, st, &top, &lo, err);
+        struct located l;
+        int rr = locate(root, path, &l, err);
 
         if (rr < 0)
                 return rr;
-        if (S_ISLNK(st->st_mode) && ret_target) {
-                _cleanup_free_ char *buf = kcalloc(1, (size_t)PATH_MAX + 1);
-                _cleanup_close_ int fd = layer_open(r->fds[top], path, O_PATH, err);
-                if (fd < 0)
-                        return kerr_wrap(err, "read link '%s'", path);
-                ssize_t n = readlinkat(fd, "", buf, PATH_MAX);
-                if (n < 0)
-                        return kerr_set(err, errno, KERR_IO, "read link '%s'", path);
-                buf[n] = '\0';
-                *ret_target = TAKE_PTR(buf);
-        }
-        return 0;
+        *st = l.st;
+        if (S_ISLNK(l.st.st_mode) && ret_target)
+                rr = readlink_at(l.parent->fds[l.layer], l.name, path, ret_target, err);
+        located_release(&l);
+        return rr;
 }
 
 int builder_rootfs_resolve(struct builder_rootfs *r, const char *path, bool follow_last, char **ret,
@@ -332,41 +459,91 @@ int builder_rootfs_stat(struct builder_rootfs *r, const char *path, bool follow,
                         char **ret_path, struct kerr **err)
 {
         _cleanup_free_ char *res = NULL;
-        size_t top, lo;
+        struct located l;
         int rr;
 
         if (builder_rootfs_resolve(r, path, follow, &res, err) < 0)
                 return -1;
-        rr = merged_lookup(r, 0, r->n, res, st, &top, &lo, err);
+        rr = locate(r, res, &l, err);
         if (rr == -ENOENT || rr == -ENOTDIR)
                 return kerr_set(err, -rr, KERR_NOTFOUND, "'%s'", path);
         if (rr < 0)
                 return -1;
+        *st = l.st;
+        located_release(&l);
         if (ret_path)
                 *ret_path = TAKE_PTR(res);
         return 0;
 }
 
+static int open_entry(const struct builder_rootfs_dir *d, const char *name, size_t layer,
+                      const struct stat *st, const char *what, struct kerr **err)
+{
+        struct stat now;
+
+        if (!S_ISREG(st->st_mode))
+                return kerr_set(err, EISDIR, KERR_INVALID, "open '%s': not a regular file", what);
+        int fd = openat(d->fds[layer], name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s'", what);
+        /* Only what was looked up is opened, even if the entry was swapped meanwhile. */
+        if (fstat(fd, &now) < 0 || now.st_ino != st->st_ino || now.st_dev != st->st_dev) {
+                kfs_close(fd);
+                return kerr_set(err, EAGAIN, KERR_IO, "open '%s': it changed", what);
+        }
+        return fd;
+}
+
 int builder_rootfs_open(struct builder_rootfs *r, const char *path, struct kerr **err)
 {
         _cleanup_free_ char *res = NULL;
-        struct stat st;
-        size_t top, lo;
+        struct located l;
         int rr;
 
         if (builder_rootfs_resolve(r, path, true, &res, err) < 0)
                 return -1;
-        rr = merged_lookup(r, 0, r->n, res, &st, &top, &lo, err);
+        rr = locate(r, res, &l, err);
         if (rr == -ENOENT || rr == -ENOTDIR)
                 return kerr_set(err, -rr, KERR_NOTFOUND, "open '%s'", path);
         if (rr < 0)
                 return -1;
-        if (!S_ISREG(st.st_mode))
-                return kerr_set(err, EISDIR, KERR_INVALID, "open '%s': not a regular file", path);
-        int fd = layer_open(r->fds[top], res, O_RDONLY | O_NOCTTY, err);
-        if (fd < 0)
-                return kerr_set(err, EIO, KERR_IO, "open '%s'", path);
-        return fd;
+        if (!l.parent)
+                rr = kerr_set(err, EISDIR, KERR_INVALID, "open '%s': not a regular file", path);
+        else
+                rr = open_entry(l.parent, l.name, l.layer, &l.st, path, err);
+        located_release(&l);
+        return rr;
+}
+
+int builder_rootfs_dir_open_file(struct builder_rootfs_dir *d, const char *name, struct kerr **err)
+{
+        _cleanup_free_ char *p = NULL;
+        struct stat st;
+        size_t layer;
+        int rr = entry_stat(d, name, d->hi, &st, &layer, err);
+
+        if (rr == -1)
+                return -1;
+        p = child_path(d, name);
+        if (rr < 0)
+                return kerr_set(err, -rr, KERR_NOTFOUND, "open '%s'", p);
+        return open_entry(d, name, layer, &st, p, err);
+}
+
+int builder_rootfs_dir_readlink(struct builder_rootfs_dir *d, const char *name, char **ret,
+                                struct kerr **err)
+{
+        _cleanup_free_ char *p = NULL;
+        struct stat st;
+        size_t layer;
+        int rr = entry_stat(d, name, d->hi, &st, &layer, err);
+
+        if (rr == -1)
+                return -1;
+        p = child_path(d, name);
+        if (rr < 0 || !S_ISLNK(st.st_mode))
+                return kerr_set(err, rr < 0 ? -rr : EINVAL, KERR_NOTFOUND, "read link '%s'", p);
+        return readlink_at(d->fds[layer], name, p, ret, err);
 }
 
 int builder_rootfs_read_file(struct builder_rootfs *r, const char *path, size_t max,
@@ -379,80 +556,115 @@ int builder_rootfs_read_file(struct builder_rootfs *r, const char *path, size_t 
         return kfs_read_fd(fd, path, max, out, err);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool names_has(char **v, size_t n, const char *name)
+void builder_dirents_free(struct builder_dirent *v, size_t n)
 {
         for (size_t i = 0; i < n; i++)
-                if (strcmp(v[i], name) == 0)
-                        return true;
-        return false;
+                free(v[i].name);
+        free(v);
+}
+
+struct layer_ent {
+        char *name;
+        size_t layer;
+        struct stat st;
+};
+
+static int cmp_layer_ent(const void *a, const void *b)
+{
+        const struct layer_ent *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+
+        if (c)
+                return c;
+        /* The upper of two layers first: its entry is the one seen. */
+        return x->layer < y->layer ? 1 : x->layer > y->layer ? -1 : 0;
+}
+
+int builder_rootfs_dir_list(struct builder_rootfs_dir *d, struct builder_dirent **ret,
+                            size_t *ret_n, struct kerr **err)
+{
+        struct layer_ent *all = NULL;
+        struct builder_dirent *out = NULL;
+        size_t n_all = 0, n = 0;
+        int rc = -1;
+
+        for (size_t i = d->hi; i-- > d->lo;) {
+                if (d->fds[i] < 0)
+                        continue;
+                int fd = openat(d->fds[i], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+                struct dirent *de;
+
+                if (!dir) {
+                        kerr_set(err, errno, KERR_IO, "read directory '%s'", d->path);
+                        kfs_close(fd);
+                        goto out;
+                }
+                while ((errno = 0, de = readdir(dir))) {
+                        struct stat s;
+
+                        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                                continue;
+                        if (fstatat(dirfd(dir), de->d_name, &s, AT_SYMLINK_NOFOLLOW) < 0) {
+                                if (errno == ENOENT)
+                                        continue;
+                                kerr_set(err, errno, KERR_IO, "read directory '%s'", d->path);
+                                closedir(dir);
+                                goto out;
+                        }
+                        all = kreallocarray(all, n_all + 1, sizeof(*all));
+                        all[n_all++] = (struct layer_ent){kstrdup(de->d_name), i, s};
+                }
+                if (errno) {
+                        kerr_set(err, errno, KERR_IO, "read directory '%s'", d->path);
+                        closedir(dir);
+                        goto out;
+                }
+                closedir(dir);
+        }
+        qsort(all, n_all, sizeof(*all), cmp_layer_ent);
+        out = kcalloc(n_all + 1, sizeof(*out));
+        for (size_t i = 0, first = 0; i < n_all; i++) {
+                if (i > 0 && strcmp(all[i].name, all[first].name) == 0)
+                        continue; /* hidden by the same name higher up */
+                first = i;
+                if (is_whiteout(&all[i].st))
+                        continue;
+                out[n].name = kstrdup(all[i].name);
+                out[n].st = all[i].st;
+                n++;
+        }
+        *ret = TAKE_PTR(out);
+        *ret_n = n;
+        rc = 0;
+out:
+        for (size_t i = 0; i < n_all; i++)
+                free(all[i].name);
+        free(all);
+        return rc;
 }
 
 int builder_rootfs_readdir(struct builder_rootfs *r, const char *path, char ***ret_names,
                            size_t *ret_n, struct kerr **err)
 {
-        struct stat st;
-        size_t top, lo, n = 0, n_seen = 0;
-        char **names = NULL, **seen = NULL;
-        int rr = merged_lookup(r, 0, r->n, path, &st, &top, &lo, err);
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *d = NULL;
+        struct builder_dirent *ents = NULL;
+        size_t n = 0;
+        int rr = dir_walk(r, path, &d, err);
 
-        if (rr == -ENOENT || rr == -ENOTDIR)
-                return kerr_set(err, -rr, KERR_NOTFOUND, "read directory '%s'", path);
-        if (rr < 0)
-                return -1;
-        if (!S_ISDIR(st.st_mode))
+        if (rr == -ENOENT)
+                return kerr_set(err, ENOENT, KERR_NOTFOUND, "read directory '%s'", path);
+        if (rr == -ENOTDIR)
                 return kerr_set(err, ENOTDIR, KERR_INVALID, "read directory '%s'", path);
-        for (size_t i = top + 1; i-- > lo;) {
-                int fd = layer_open(r->fds[i], path, O_RDONLY | O_DIRECTORY, err);
-                if (fd == -ENOENT || fd == -ENOTDIR)
-                        continue;
-                if (fd < 0)
-                        goto fail;
-                DIR *d = fdopendir(fd);
-                if (!d) {
-                        kfs_close(fd);
-                        kerr_set(err, errno, KERR_IO, "read directory '%s'", path);
-                        goto fail;
-                }
-                struct dirent *de;
-                while ((de = readdir(d))) {
-                        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                                continue;
-                        if (names_has(seen, n_seen, de->d_name))
-                                continue;
-                        seen = kreallocarray(seen, n_seen + 1, sizeof(*seen));
-                        seen[n_seen++] = kstrdup(de->d_name);
-                        struct stat s;
-                        if (fstatat(dirfd(d), de->d_name, &s, AT_SYMLINK_NOFOLLOW) == 0 &&
-                            is_whiteout(&s))
-                                continue;
-                        names = kreallocarray(names, n + 2, sizeof(*names));
-                        names[n++] = kstrdup(de->d_name);
-                        names[n] = NULL;
-                }
-                closedir(d);
-        }
-        for (size_t i = 0; i < n_seen; i++)
-                free(seen[i]);
-        free(seen);
-        if (!names)
-                names = kcalloc(1, sizeof(*names));
-        qsort(names, n, sizeof(*names), cmp_str);
+        if (rr < 0 || builder_rootfs_dir_list(d, &ents, &n, err) < 0)
+                return -1;
+        char **names = kcalloc(n + 1, sizeof(*names));
+        for (size_t i = 0; i < n; i++)
+                names[i] = TAKE_PTR(ents[i].name);
+        builder_dirents_free(ents, n);
         *ret_names = names;
         *ret_n = n;
         return 0;
-fail:
-        for (size_t i = 0; i < n_seen; i++)
-                free(seen[i]);
-        free(seen);
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
-        free(names);
-        return -1;
 }
 
 /* ---- writing into the upper dir ---- */
@@ -466,127 +678,207 @@ static int set_opaque(int dirfd)
         return fsetxattr(dirfd, "user.overlay.opaque", "y", 1, 0);
 }
 
-/* Makes the directory at resolved path p exist in the upper dir. */
-static int upper_dir(struct builder_rootfs *r, const char *p, mode_t mode, uid_t uid, gid_t gid,
-                     bool replace, struct kerr **err)
+static int dir_walk_mkdir(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid,
+                          gid_t gid, bool replace, struct builder_rootfs_dir **ret,
+                          struct kerr **err);
+
+int builder_rootfs_dir_upper(struct builder_rootfs_dir *d, struct kerr **err)
 {
+        size_t u = d->r->n - 1;
+        struct builder_rootfs_dir *nd = NULL;
+
+        if (d->r->upper < 0)
+                return kerr_set(err, EROFS, KERR_INTERNAL, "write '%s': read-only view", d->path);
+        if (d->fds[u] >= 0)
+                return d->fds[u];
+        /* Only in lower layers so far: copy it (and what is above it) up. */
+        if (dir_walk_mkdir(d->r, d->path, 0755, 0, 0, false, &nd, err) < 0)
+                return -1;
+        d->fds[u] = nd->fds[u];
+        nd->fds[u] = -1;
+        d->hi = u + 1;
+        builder_rootfs_dir_free(nd);
+        return d->fds[u];
+}
+
+int builder_rootfs_dir_mkdir(struct builder_rootfs_dir *d, const char *name, mode_t mode, uid_t uid,
+                             gid_t gid, bool replace, struct builder_rootfs_dir **ret_child,
+                             bool *ret_existed, struct kerr **err)
+{
+        _cleanup_free_ char *p = NULL;
         struct stat st, lst;
-        size_t top, lo;
+        size_t layer = 0, u = d->r->n - 1;
+        bool copy_up = false, hide_lower = false;
+        int upfd = builder_rootfs_dir_upper(d, err);
         int rr;
 
-        if (strcmp(p, "/") == 0)
-                return 0;
-        rr = merged_lookup(r, 0, r->n, p, &st, &top, &lo, err);
-        if (rr < 0 && rr != -ENOENT && rr != -ENOTDIR)
+        if (upfd < 0)
                 return -1;
-        if (rr == 0 && S_ISDIR(st.st_mode) && top == r->n - 1)
-                return 0; /* already in the upper dir */
-        if (rr == 0 && !S_ISDIR(st.st_mode) && !replace)
-                return kerr_set(err, ENOTDIR, KERR_INVALID,
-                                "create directory '%s': a non-directory is in the way", p);
-        if (rr == 0 && !S_ISDIR(st.st_mode))
-                rr = -ENOENT; /* replaced below */
-
-        _cleanup_free_ char *parent = builder_path_join(p, "..");
-        const char *name = strrchr(p, '/') + 1;
-        _cleanup_close_ int pfd = kfs_open_in_root(r->upper, parent, O_PATH | O_DIRECTORY, 0,
-                                                   KFS_RESOLVE_NO_SYMLINKS, err);
-        if (pfd < 0)
-                return kerr_wrap(err, "create directory '%s'", p);
-        /* A whiteout in the upper dir is replaced; the new directory then must hide what the
-         * whiteout hid. */
-        bool hide_lower = false;
-        if (fstatat(pfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0) {
+        rr = entry_stat(d, name, d->hi, &st, &layer, err);
+        if (rr == -1)
+                return -1;
+        p = child_path(d, name);
+        if (rr == 0 && S_ISDIR(st.st_mode)) {
+                if (ret_existed)
+                        *ret_existed = true;
+                if (layer == u)
+                        return ret_child ? builder_rootfs_dir_child(d, name, ret_child, err) : 0;
+                copy_up = true;
+        } else {
+                if (ret_existed)
+                        *ret_existed = false;
+                if (rr == 0 && !replace)
+                        return kerr_set(err, ENOTDIR, KERR_INVALID,
+                                        "create directory '%s': a non-directory is in the way", p);
+        }
+        /* The upper dir may hold a whiteout, or the non-directory being replaced. The new
+         * directory must then hide a lower directory that the whiteout hid. */
+        if (fstatat(upfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0) {
                 if (S_ISDIR(lst.st_mode) || (!is_whiteout(&lst) && !replace))
                         return kerr_set(err, EEXIST, KERR_IO, "create directory '%s'", p);
-                if (unlinkat(pfd, name, 0) < 0)
+                if (unlinkat(upfd, name, 0) < 0)
                         return kerr_set(err, errno, KERR_IO, "replace '%s'", p);
         }
-        if (rr != 0) {
-                struct stat ls;
-                hide_lower = merged_lookup(r, 0, r->n - 1, p, &ls, &top, &lo, NULL) == 0 &&
-                             S_ISDIR(ls.st_mode);
-        } else {
+        if (copy_up) {
                 /* Copy-up of a lower directory keeps its metadata. */
                 mode = st.st_mode & 07777;
                 uid = st.st_uid;
                 gid = st.st_gid;
+        } else {
+                struct stat ls;
+                hide_lower = entry_stat(d, name, u, &ls, NULL, NULL) == 0 && S_ISDIR(ls.st_mode);
         }
-        if (mkdirat(pfd, name, 0700) < 0)
+        if (mkdirat(upfd, name, 0700) < 0)
                 return kerr_set(err, errno, KERR_IO, "create directory '%s'", p);
-        _cleanup_close_ int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int fd =
+                openat(upfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return kerr_set(err, errno, KERR_IO, "open directory '%s'", p);
         if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0)
                 return kidmap_owner_error(err, errno, uid, gid, "set owner and mode of '%s'", p);
         if (hide_lower && set_opaque(fd) < 0)
                 return kerr_set(err, errno, KERR_IO, "mark '%s' opaque", p);
-        if (rr == 0 && !hide_lower) {
+        if (copy_up) {
                 struct timespec ts[2] = {st.st_atim, st.st_mtim};
                 if (futimens(fd, ts) < 0)
                         return kerr_set(err, errno, KERR_IO, "set times of '%s'", p);
         }
+        if (!ret_child)
+                return 0;
+        if (copy_up)
+                return builder_rootfs_dir_child(d, name, ret_child, err);
+        /* A new directory: only the upper dir has it (or it hides what is below). */
+        struct builder_rootfs_dir *c = dir_new(d->r, p);
+        c->fds[u] = TAKE_FD(fd);
+        c->lo = u;
+        c->hi = u + 1;
+        *ret_child = c;
         return 0;
 }
 
-static int mkdir_p(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid, gid_t gid,
-                   bool replace, struct kerr **err)
+static int dir_walk_mkdir(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid,
+                          gid_t gid, bool replace, struct builder_rootfs_dir **ret,
+                          struct kerr **err)
 {
         _cleanup_free_ char *p = builder_path_clean(path);
+        struct builder_rootfs_dir *cur = r->root;
 
         if (r->upper < 0)
                 return kerr_set(err, EROFS, KERR_INTERNAL, "write '%s': read-only view", path);
-        for (char *s = p + 1;; s++) {
-                if (*s != '/' && *s != '\0')
-                        continue;
-                char c = *s;
-                *s = '\0';
-                int rr = upper_dir(r, p, c ? 0755 : mode, uid, gid, replace && !c, err);
-                *s = c;
+        for (char *s = p + 1; *s;) {
+                char *e = strchrnul(s, '/');
+                char c = *e;
+                struct builder_rootfs_dir *next = NULL;
+
+                *e = '\0';
+                int rr = builder_rootfs_dir_mkdir(cur, s, c ? 0755 : mode, uid, gid, replace && !c,
+                                                  &next, NULL, err);
+                builder_rootfs_dir_free(cur);
                 if (rr < 0)
                         return -1;
-                if (!c)
-                        break;
+                cur = next;
+                s = c ? e + 1 : e;
         }
+        *ret = cur;
         return 0;
+}
+
+int builder_rootfs_dir_mkdir_p(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid,
+                               gid_t gid, struct builder_rootfs_dir **ret, struct kerr **err)
+{
+        return dir_walk_mkdir(r, path, mode, uid, gid, false, ret, err);
 }
 
 int builder_rootfs_mkdir_p(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid,
                            gid_t gid, struct kerr **err)
 {
-        return mkdir_p(r, path, mode, uid, gid, false, err);
+        struct builder_rootfs_dir *d = NULL;
+
+        if (dir_walk_mkdir(r, path, mode, uid, gid, false, &d, err) < 0)
+                return -1;
+        builder_rootfs_dir_free(d);
+        return 0;
 }
 
 int builder_rootfs_mkdir_replace(struct builder_rootfs *r, const char *path, mode_t mode, uid_t uid,
                                  gid_t gid, struct kerr **err)
 {
-        return mkdir_p(r, path, mode, uid, gid, true, err);
+        struct builder_rootfs_dir *d = NULL;
+
+        if (dir_walk_mkdir(r, path, mode, uid, gid, true, &d, err) < 0)
+                return -1;
+        builder_rootfs_dir_free(d);
+        return 0;
+}
+
+int builder_rootfs_dir_prepare(struct builder_rootfs_dir *d, const char *name, bool keep_dir,
+                               struct kerr **err)
+{
+        size_t layer, u = d->r->n - 1;
+        struct stat st;
+        int upfd = builder_rootfs_dir_upper(d, err);
+        int rr;
+
+        if (upfd < 0)
+                return -1;
+        rr = entry_stat(d, name, d->hi, &st, &layer, err);
+        if (rr == -1)
+                return -1;
+        if (rr == 0 && S_ISDIR(st.st_mode)) {
+                _cleanup_free_ char *p = child_path(d, name);
+                if (keep_dir)
+                        return kerr_set(err, EISDIR, KERR_INVALID,
+                                        "cannot replace directory '%s' with a file", p);
+                return upfd;
+        }
+        /* What the upper dir has there (the entry seen, or a whiteout) makes way. */
+        if (layer == u && unlinkat(upfd, name, 0) < 0) {
+                _cleanup_free_ char *p = child_path(d, name);
+                return kerr_set(err, errno, KERR_IO, "replace '%s'", p);
+        }
+        return upfd;
 }
 
 int builder_rootfs_prepare(struct builder_rootfs *r, const char *path, uid_t uid, gid_t gid,
                            const char **ret_name, struct kerr **err)
 {
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *d = NULL;
         _cleanup_free_ char *parent = builder_path_join(path, "..");
         const char *name = strrchr(path, '/');
-        struct stat st;
 
         if (r->upper < 0)
                 return kerr_set(err, EROFS, KERR_INTERNAL, "write '%s': read-only view", path);
         if (!name || !name[1])
                 return kerr_set(err, EINVAL, KERR_INVALID, "write '%s': not a file path", path);
         name++;
-        if (builder_rootfs_mkdir_p(r, parent, 0755, uid, gid, err) < 0)
+        if (dir_walk_mkdir(r, parent, 0755, uid, gid, false, &d, err) < 0)
                 return -1;
-        int pfd = kfs_open_in_root(r->upper, parent, O_PATH | O_DIRECTORY, 0,
-                                   KFS_RESOLVE_NO_SYMLINKS, err);
-        if (pfd < 0)
-                return kerr_wrap(err, "write '%s'", path);
-        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
-            unlinkat(pfd, name, 0) < 0) {
-                kerr_set(err, errno, KERR_IO, "replace '%s'", path);
-                kfs_close(pfd);
+        int upfd = builder_rootfs_dir_prepare(d, name, false, err);
+        if (upfd < 0)
                 return -1;
-        }
+        int fd = fcntl(upfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "write '%s'", path);
         *ret_name = name;
-        return pfd;
+        return fd;
 }

@@ -882,6 +882,80 @@ TEST(copy_from_rootfs)
         fx_free(&f);
 }
 
+TEST(copy_tree_from_rootfs_layers)
+{
+        struct fx f;
+        const char *srcs[] = {"/t"};
+        struct builder_copy_opts o = {.srcs = srcs, .n_srcs = 1, .dest = "/out", .mtime_clamp = -1};
+        char op[160];
+
+        fx_init(&f);
+        put(f.l1, "t/keep/k", "k", 0644);
+        put(f.l1, "t/op/old", "old", 0644);
+        put(f.l1, "t/shadow/inner", "i", 0644);
+        put(f.l2, "t/op/new", "new", 0644);
+        put(f.l2, "t/keep/k2", "k2", 0644);
+        put(f.l2, "t/shadow", "now a file", 0644);
+        symlinkat("keep/k", f.l2, "t/ln");
+        snprintf(op, sizeof(op), "%s/l2/t/op", f.base);
+        setxattr(op, "trusted.overlay.opaque", "y", 1, 0);
+        fx_open(&f, NULL);
+        CHECK(copy_full(&f, &o, true) == 0);
+        CASE("directories merge across layers");
+        CHECK_FILE(f.up, "out/keep/k", "k");
+        CHECK_FILE(f.up, "out/keep/k2", "k2");
+        CASE("an opaque directory hides what is below it");
+        CHECK_FILE(f.up, "out/op/new", "new");
+        CHECK(!has(f.up, "out/op/old"));
+        CASE("a file above hides a directory below");
+        CHECK_FILE(f.up, "out/shadow", "now a file");
+        CASE("symlinks are copied as links");
+        CHECK_STREQ(link_of(f.up, "out/ln"), "keep/k");
+        fx_free(&f);
+}
+
+TEST(copy_refuses_mount_points_in_context)
+{
+        struct fx f;
+        char m[160];
+
+        fx_init(&f);
+        put(f.ctx, "a", "A", 0644);
+        put(f.ctx, "m/under", "U", 0644);
+        snprintf(m, sizeof(m), "%s/ctx/m", f.base);
+        if (sh("mount -t tmpfs kiln-test '%s' 2>/dev/null", m) != 0) {
+                fx_free(&f);
+                SKIP("cannot mount a tmpfs here (needs root)");
+        }
+        sh("echo M > '%s/f'", m);
+        fx_open(&f, NULL);
+        CASE("a directory copy stops at a mount point");
+        CHECK(copy(&f, "/d/", ".", NULL) < 0);
+        CHECK(err_has(&f, "mounted"));
+        CASE("a source path through a mount point");
+        CHECK(copy(&f, "/x", "m/f", NULL) < 0);
+        CHECK(!has(f.up, "x"));
+        sh("umount '%s'", m);
+        fx_free(&f);
+
+        fx_init(&f);
+        put(f.ctx, "a", "A", 0644);
+        put(f.ctx, ".dockerignore", "m\n", 0644);
+        snprintf(m, sizeof(m), "%s/ctx/m", f.base);
+        mkdir(m, 0755);
+        if (sh("mount -t tmpfs kiln-test '%s' 2>/dev/null", m) != 0) {
+                fx_free(&f);
+                SKIP("cannot mount a tmpfs here (needs root)");
+        }
+        fx_open(&f, NULL);
+        CASE("an ignored mount point is no obstacle");
+        CHECK(copy(&f, "/d/", ".", NULL) == 0);
+        CHECK_FILE(f.up, "d/a", "A");
+        CHECK(!has(f.up, "d/m"));
+        sh("umount '%s'", m);
+        fx_free(&f);
+}
+
 TEST(copy_symlink_named_is_followed)
 {
         struct fx f;
