@@ -154,7 +154,7 @@ int cmd_build(int argc, char **argv)
         if (!quiet)
                 o.progress = print_progress;
 
-        s = image_store_open(kiln_globals.root, &err);
+        s = image_store_open(kiln_globals.root, IMAGE_STORE_LEASE, &err);
         if (!s || builder_build(s, &o, id, &err) < 0)
                 goto out;
         if (!quiet)

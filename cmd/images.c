@@ -244,7 +244,7 @@ int cmd_images(int argc, char **argv)
         }
         if (optind < argc)
                 return cmd_usage_error("images", "unexpected argument '%s'", argv[optind]);
-        s = image_store_open(kiln_globals.root, &err);
+        s = image_store_open(kiln_globals.root, 0, &err);
         if (!s || image_list_summaries(s, &v, &n, &err) < 0) {
                 r = cmd_fail(err);
                 kerr_free(err);

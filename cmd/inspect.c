@@ -24,7 +24,7 @@ int cmd_inspect(int argc, char **argv)
                 return cmd_usage_error("inspect", "an image name or id is needed");
         if (optind + 1 < argc)
                 return cmd_usage_error("inspect", "unexpected argument '%s'", argv[optind + 1]);
-        s = image_store_open(kiln_globals.root, &err);
+        s = image_store_open(kiln_globals.root, 0, &err);
         if (!s || image_index_resolve(s, argv[optind], id, &err) < 0 ||
             image_inspect_json(s, id, &out, &err) < 0) {
                 r = cmd_fail(err);

@@ -98,7 +98,7 @@ int cmd_push(int argc, char **argv)
                          dest);
                 goto out;
         }
-        s = image_store_open(kiln_globals.root, &err);
+        s = image_store_open(kiln_globals.root, IMAGE_STORE_LEASE, &err);
         if (!s || image_index_resolve(s, name, id, &err) < 0 ||
             image_index_list(s, &recs, &n_recs, &err) < 0)
                 goto out;
@@ -179,7 +179,7 @@ int cmd_pull(int argc, char **argv)
                          argv[optind]);
                 goto out;
         }
-        s = image_store_open(kiln_globals.root, &err);
+        s = image_store_open(kiln_globals.root, IMAGE_STORE_LEASE, &err);
         if (!s || image_import(s, argv[optind], id, &err) < 0)
                 goto out;
         printf("%s\n", id + 7);

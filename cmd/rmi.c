@@ -72,7 +72,7 @@ int cmd_rmi(int argc, char **argv)
                 return opt;
         if (optind >= argc)
                 return cmd_usage_error("rmi", "at least one image name or id is needed");
-        s = image_store_open(kiln_globals.root, &err);
+        s = image_store_open(kiln_globals.root, 0, &err);
         if (!s) {
                 r = cmd_fail(err);
                 kerr_free(err);

@@ -32,7 +32,7 @@ int cmd_tag(int argc, char **argv)
                 }
                 free(norm);
         }
-        s = image_store_open(kiln_globals.root, &err);
+        s = image_store_open(kiln_globals.root, 0, &err);
         if (!s || image_index_resolve(s, argv[optind], id, &err) < 0 ||
             image_index_add(s, id, (const char *const *)&argv[optind + 1],
                             (size_t)(argc - optind - 1), &err) < 0) {

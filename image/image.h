@@ -34,6 +34,10 @@ typedef int (*image_sink_fn)(void *ctx, const void *p, size_t n, struct kerr **e
  * root/images.json             names -> image IDs (config digests) and manifests
  * root/tmp/<pid>-<rand>/       work dirs; a dead pid's are swept by image_store_open
  * root/lock                    flock'ed around every read-modify-write of images.json
+ * root/gc.lock                 the lease: flock'ed shared by every process that writes or
+ *                              reads content (build, pull, push), exclusive by the GC, so
+ *                              nothing a process has not yet named is collected under it;
+ *                              taken before root/lock, never while holding it
  * Everything appears by rename after fsync, so a kill leaves the old or the new state.
  * ====================================================================================== */
 
@@ -42,8 +46,13 @@ struct image_store;
 /* The default root: /var/lib/kiln as root, ${XDG_DATA_HOME:-$HOME/.local/share}/kiln
  * otherwise. Caller frees. */
 char *image_store_default_root(void);
-/* Opens the store at root (NULL: the default), creating it; sweeps stale tmp/ dirs. */
-struct image_store *image_store_open(const char *root, struct kerr **err);
+/* image_store_open: hold a shared lease on root/gc.lock until image_store_free, so that no
+ * GC removes what this process writes or reads (waits while a GC runs). */
+#define IMAGE_STORE_LEASE (1u << 0)
+
+/* Opens the store at root (NULL: the default), creating it; sweeps stale tmp/ dirs. flags
+ * are IMAGE_STORE_*. */
+struct image_store *image_store_open(const char *root, unsigned flags, struct kerr **err);
 void image_store_free(struct image_store *s);
 const char *image_store_root(const struct image_store *s);
 int image_store_root_fd(const struct image_store *s);
@@ -165,10 +174,16 @@ int image_index_resolve(struct image_store *s, const char *name, char ret_id[KDI
                         struct kerr **err);
 /* Removes a name; the image stays (untagged) if it has no name left. */
 int image_index_untag(struct image_store *s, const char *name, struct kerr **err);
-/* Removes an image record (by id) and garbage-collects blobs and layers no other image
- * uses. */
+/* Takes root/gc.lock exclusively until image_store_free: no other kiln process holds a
+ * lease meanwhile. Without wait, fails at once with errnum EWOULDBLOCK while one does. A
+ * store opened with IMAGE_STORE_LEASE cannot take it (KERR_INVALID). */
+int image_store_lock_gc(struct image_store *s, bool wait, struct kerr **err);
+/* Removes an image record (by id) and garbage-collects the blobs and layers it used that no
+ * other image uses; the collection is skipped (left for prune) unless the GC lock is held
+ * or free at once. */
 int image_index_remove(struct image_store *s, const char *id, struct kerr **err);
-/* Removes untagged images, and blobs and layers that no image uses. */
+/* Removes untagged images, and blobs and layers that no image uses; takes the GC lock
+ * (waiting for leases to end) unless held. */
 int image_store_prune(struct image_store *s, struct kerr **err);
 
 /* ---- inspection (inspect.c) ---- */

@@ -553,10 +553,19 @@ int image_index_remove(struct image_store *s, const char *id, struct kerr **err)
         _cleanup_(index_release) struct index ix = {0};
         struct dset blobs = {0}, layers = {0};
         struct image_record *r;
+        struct kerr *busy = NULL;
+        bool gc;
         int ret;
 
         if (!kdigest_valid(id))
                 return kerr_set(err, 0, KERR_INVALID, "invalid image id '%s'", id ? id : "");
+        /* Never waited for: the name goes now, and while another process holds a lease
+         * (a build may stand on this image's layers) its content is left for a prune. Taken
+         * before root/lock, as every holder of both does. */
+        gc = image_store_lock_gc(s, false, &busy) == 0;
+        if (!gc)
+                klog_debug("store: %s; what image %s used is left for 'kiln prune'", busy->msg, id);
+        kerr_free(busy);
         lock = image_store_lock(s, err);
         if (lock < 0 || index_load(s, &ix, err) < 0)
                 return -1;
@@ -568,7 +577,7 @@ int image_index_remove(struct image_store *s, const char *id, struct kerr **err)
         image_uses(s, r, &blobs, &layers);
         index_delete(&ix, r);
         ret = index_save(s, &ix, err);
-        if (ret == 0)
+        if (ret == 0 && gc)
                 ret = collect(s, &ix, &blobs, &layers, err);
         dset_release(&blobs);
         dset_release(&layers);
@@ -583,6 +592,9 @@ int image_store_prune(struct image_store *s, struct kerr **err)
         _cleanup_(index_release) struct index ix = {0};
         size_t before;
 
+        /* The GC lock before root/lock: a lease holder may be waiting for root/lock. */
+        if (image_store_lock_gc(s, true, err) < 0)
+                return kerr_wrap(err, "prune");
         lock = image_store_lock(s, err);
         if (lock < 0 || index_load(s, &ix, err) < 0)
                 return -1;

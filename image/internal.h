@@ -13,6 +13,8 @@ struct image_store {
         int blobs_fd;  /* blobs/sha256 */
         int layers_fd; /* layers */
         int tmp_fd;    /* tmp */
+        int gc_fd;     /* root/gc.lock, flock'ed shared (a lease) or exclusive; -1: neither */
+        bool gc_exclusive;
 };
 
 /* flock(LOCK_EX) on root/lock; returns the lock fd (close it to unlock) or -1. The lock is

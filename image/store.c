@@ -197,7 +197,53 @@ static int open_subdir(int root_fd, const char *path, struct kerr **err)
         return fd;
 }
 
-struct image_store *image_store_open(const char *root, struct kerr **err)
+/* flock op on fd, retrying on EINTR; without wait, EWOULDBLOCK fails at once. */
+static int flock_retry(int fd, int op, bool wait)
+{
+        while (flock(fd, op | (wait ? 0 : LOCK_NB)) < 0)
+                if (errno != EINTR)
+                        return -1;
+        return 0;
+}
+
+/* root/gc.lock flock'ed with op (LOCK_SH or LOCK_EX) into s->gc_fd. */
+static int gc_lock(struct image_store *s, int op, bool wait, struct kerr **err)
+{
+        _cleanup_close_ int fd =
+                openat(s->root_fd, "gc.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s/gc.lock'", s->root);
+        if (flock_retry(fd, op, false) < 0) {
+                if (errno != EWOULDBLOCK)
+                        return kerr_set(err, errno, KERR_IO, "lock '%s/gc.lock'", s->root);
+                if (!wait)
+                        return kerr_set(err, EWOULDBLOCK, KERR_IO,
+                                        "the store '%s' is in use by another kiln process",
+                                        s->root);
+                klog_debug("store: waiting for the %s lock on '%s/gc.lock'",
+                           op == LOCK_EX ? "exclusive" : "shared", s->root);
+                if (flock_retry(fd, op, true) < 0)
+                        return kerr_set(err, errno, KERR_IO, "lock '%s/gc.lock'", s->root);
+        }
+        s->gc_fd = TAKE_FD(fd);
+        s->gc_exclusive = op == LOCK_EX;
+        return 0;
+}
+
+int image_store_lock_gc(struct image_store *s, bool wait, struct kerr **err)
+{
+        if (s->gc_fd >= 0 && s->gc_exclusive)
+                return 0;
+        /* Our own lease would block us: flock locks belong to open file descriptions. */
+        if (s->gc_fd >= 0)
+                return kerr_set(err, 0, KERR_INVALID,
+                                "garbage collection from a process holding a lease on '%s'",
+                                s->root);
+        return gc_lock(s, LOCK_EX, wait, err);
+}
+
+struct image_store *image_store_open(const char *root, unsigned flags, struct kerr **err)
 {
         _cleanup_free_ char *def = NULL;
         struct image_store *s;
@@ -215,7 +261,7 @@ struct image_store *image_store_open(const char *root, struct kerr **err)
                 return NULL;
         }
         s = kcalloc(1, sizeof(*s));
-        s->root_fd = s->blobs_fd = s->layers_fd = s->tmp_fd = -1;
+        s->root_fd = s->blobs_fd = s->layers_fd = s->tmp_fd = s->gc_fd = -1;
         s->root = realpath(root, NULL);
         if (!s->root) {
                 kerr_set(err, errno, KERR_IO, "open store '%s'", root);
@@ -226,6 +272,10 @@ struct image_store *image_store_open(const char *root, struct kerr **err)
                 kerr_set(err, errno, KERR_IO, "open store '%s'", root);
                 goto fail;
         }
+        /* The lease comes first: whatever this process finds or writes from now on is safe
+         * from a GC until image_store_free. */
+        if ((flags & IMAGE_STORE_LEASE) && gc_lock(s, LOCK_SH, true, err) < 0)
+                goto fail_wrap;
         s->blobs_fd = open_subdir(s->root_fd, "blobs/sha256", err);
         if (s->blobs_fd < 0)
                 goto fail_wrap;
@@ -253,6 +303,7 @@ void image_store_free(struct image_store *s)
         kfs_close(s->blobs_fd);
         kfs_close(s->layers_fd);
         kfs_close(s->tmp_fd);
+        kfs_close(s->gc_fd);
         free(s->root);
         free(s);
 }

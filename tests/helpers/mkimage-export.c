@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 
         if (argc < 2)
                 return 2;
-        s = image_store_open(getenv("KILN_ROOT"), &err);
+        s = image_store_open(getenv("KILN_ROOT"), IMAGE_STORE_LEASE, &err);
         if (!s)
                 return fail("open the store", err);
         if (strcmp(argv[1], "make") == 0) {

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
                         return 2;
                 }
         }
-        s = image_store_open(getenv("KILN_ROOT"), &err);
+        s = image_store_open(getenv("KILN_ROOT"), IMAGE_STORE_LEASE, &err);
         if (!s)
                 return fail(err);
         kbuf_puts(&cfg, "{\"architecture\":");

@@ -25,7 +25,7 @@ static struct image_store *fresh_store(void)
         snprintf(root, sizeof(root), "/tmp/kiln-test-store-XXXXXX");
         if (!mkdtemp(root))
                 abort();
-        s = image_store_open(root, &err);
+        s = image_store_open(root, 0, &err);
         if (!s) {
                 fprintf(stderr, "# %s\n", err->msg);
                 abort();
@@ -587,6 +587,114 @@ TEST(index_remove_collects_garbage)
         drop_store(s);
 }
 
+/* Runs fn in a child; returns its pid. The child never reports to TAP, and closes what it
+ * inherited first: a flock belongs to the open file description, which fork shares, so an
+ * inherited lease would still be held by the child. */
+static pid_t in_child(int (*fn)(void))
+{
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                close_range(3, ~0U, 0);
+                _exit(fn());
+        }
+        return pid;
+}
+
+static int child_prune(void)
+{
+        struct image_store *c = image_store_open(root, 0, NULL);
+        int r = c && image_store_prune(c, NULL) == 0 ? 0 : 1;
+
+        image_store_free(c);
+        return r;
+}
+
+static int child_lease(void)
+{
+        struct image_store *c = image_store_open(root, IMAGE_STORE_LEASE, NULL);
+
+        image_store_free(c);
+        return c ? 0 : 1;
+}
+
+/* True when pid is still running after 300 ms. */
+static bool still_running(pid_t pid)
+{
+        int st;
+
+        usleep(300 * 1000);
+        return waitpid(pid, &st, WNOHANG) == 0;
+}
+
+static bool exited_ok(pid_t pid)
+{
+        int st = 0;
+
+        return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+TEST(gc_lock_and_lease)
+{
+        struct image_store *s = fresh_store(), *lease;
+        static const char *const la[] = {"only-a"};
+        char a[KDIGEST_STRLEN], layer[KDIGEST_STRLEN], got[KDIGEST_STRLEN];
+        struct kerr *err = NULL;
+        pid_t pid;
+
+        make_image(s, "a", la, 1, a);
+        digest_of("only-a", layer);
+        lease = image_store_open(root, IMAGE_STORE_LEASE, &err);
+        CHECK(lease != NULL);
+        CHECK(path_exists(".", "gc.lock"));
+
+        CASE("a lease holder cannot take the GC lock");
+        CHECK(image_store_lock_gc(lease, false, &err) < 0);
+        CHECK(err && err->code == KERR_INVALID);
+        kerr_free(err);
+        err = NULL;
+
+        CASE("the GC lock is busy while a lease is held");
+        CHECK(image_store_lock_gc(s, false, &err) < 0);
+        CHECK(err && err->errnum == EWOULDBLOCK);
+        kerr_free(err);
+        err = NULL;
+
+        CASE("removing an image under a lease keeps its content");
+        CHECK(image_index_remove(s, a, NULL) == 0);
+        CHECK(image_index_resolve(s, "a", got, &err) < 0);
+        kerr_free(err);
+        err = NULL;
+        CHECK(image_blob_exists(s, a));
+        CHECK(image_layer_exists(s, layer));
+
+        CASE("prune waits for the lease to end, then collects");
+        pid = in_child(child_prune);
+        CHECK(pid > 0 && still_running(pid));
+        CHECK(image_blob_exists(s, a));
+        image_store_free(lease);
+        CHECK(exited_ok(pid));
+        CHECK(!image_blob_exists(s, a));
+        CHECK(!image_layer_exists(s, layer));
+
+        CASE("the GC lock, once taken, is kept and keeps leases out");
+        CHECK(image_store_lock_gc(s, false, NULL) == 0);
+        CHECK(image_store_lock_gc(s, false, NULL) == 0);
+        pid = in_child(child_lease);
+        CHECK(pid > 0 && still_running(pid));
+        image_store_free(s);
+        CHECK(exited_ok(pid));
+
+        CASE("with no lease held, removal collects at once");
+        s = image_store_open(root, 0, NULL);
+        CHECK(s != NULL);
+        make_image(s, "a", la, 1, a);
+        CHECK(image_index_remove(s, a, NULL) == 0);
+        CHECK(!image_blob_exists(s, a));
+        CHECK(!image_layer_exists(s, layer));
+        drop_store(s);
+}
+
 TEST(tmp_sweep_dead_and_live)
 {
         struct image_store *s = fresh_store();
@@ -610,7 +718,7 @@ TEST(tmp_sweep_dead_and_live)
         snprintf(p, sizeof(p), "%s/tmp/%d-mine", root, (int)getpid());
         CHECK(mkdir(p, 0700) == 0);
         image_store_free(s);
-        s = image_store_open(root, NULL);
+        s = image_store_open(root, 0, NULL);
         CHECK(s != NULL);
         snprintf(p, sizeof(p), "%d-0123abcd", (int)dead);
         CHECK(!path_exists("tmp", p));
@@ -657,7 +765,7 @@ TEST(index_concurrent_adds)
         for (int k = 0; k < 2; k++) {
                 pids[k] = fork();
                 if (pids[k] == 0) {
-                        struct image_store *c = image_store_open(root, NULL);
+                        struct image_store *c = image_store_open(root, 0, NULL);
                         if (!c)
                                 _exit(1);
                         for (int i = 0; i < 50; i++) {

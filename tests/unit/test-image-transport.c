@@ -47,7 +47,7 @@ static void put(int dirfd, const char *name, const char *text)
 static struct image_store *open_store(const char *path)
 {
         struct kerr *err = NULL;
-        struct image_store *s = image_store_open(path, &err);
+        struct image_store *s = image_store_open(path, 0, &err);
 
         if (!s) {
                 printf("# %s\n", err->msg);
