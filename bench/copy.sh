@@ -35,8 +35,13 @@
 #                    (see "File system" below); BENCH_FS=tmpfs measures without the disk
 #   KEEP=1           keep that directory (not with BENCH_FS)
 #   SETTLE=N         seconds to wait after each build (default 0)
+#   BENCH_USER=NAME  (root only) the user both builders run as, rootless; created with
+#                    subordinate id ranges (/etc/subuid, /etc/subgid) when missing
+#                    (default: kilnbench); BENCH_USER=root runs both as root
 #
-# Run it as the same user for both builders. Page cache: dropping caches needs root and is
+# Both builders run as the same user: rootless by default, as users run them (the issue's
+# reference number is rootless buildah). Started by a non-root user, the script runs both
+# as that user, who needs subordinate id ranges. Page cache: dropping caches needs root and is
 # not something to rely on, so one untimed warm-up build of each builder runs first; the
 # timed runs then read a context that is in the page cache, for both builders alike.
 #
@@ -70,6 +75,30 @@ command -v python3 >/dev/null || die "python3 is needed to generate the context"
 command -v "$BUILDAH" >/dev/null || die "$BUILDAH not found (apt-get install buildah)"
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
 
+# ---- who builds ----
+if [ "$(id -u)" = 0 ]; then
+        BENCH_USER=${BENCH_USER:-kilnbench}
+else
+        BENCH_USER=$(id -un)
+fi
+as_user=()
+bud_env=()
+if [ "$BENCH_USER" != root ] && [ "$(id -u)" = 0 ]; then
+        command -v runuser >/dev/null || die "runuser not found"
+        command -v newuidmap >/dev/null || die "newuidmap not found (apt-get install uidmap)"
+        id -u "$BENCH_USER" >/dev/null 2>&1 || useradd -m -s /bin/sh "$BENCH_USER" ||
+                die "could not create the user $BENCH_USER"
+        for f in /etc/subuid /etc/subgid; do
+                grep -q "^$BENCH_USER:" "$f" 2>/dev/null ||
+                        echo "$BENCH_USER:1000000:65536" >>"$f" || die "could not add $f ranges"
+        done
+        bench_home=$(getent passwd "$BENCH_USER" | cut -d: -f6)
+        as_user=(runuser -u "$BENCH_USER" -- env "HOME=$bench_home")
+elif [ "$(id -u)" != 0 ]; then
+        grep -q "^$BENCH_USER:" /etc/subuid 2>/dev/null ||
+                echo "bench/copy.sh: warning: $BENCH_USER has no range in /etc/subuid" >&2
+fi
+
 # ---- kiln ----
 if [ -z "${KILN:-}" ]; then
         KILN=$repo/build/release/cmd/kiln
@@ -100,11 +129,11 @@ cleanup_buildah_store() {
         # Overlay may leave mounts behind; unmount anything under the store before removal.
         local dir=$1
         [ -d "$dir" ] || return 0
-        "$BUILDAH" --root "$dir/root" --runroot "$dir/run" --storage-driver "$driver" \
-                rmi -a -f >/dev/null 2>&1 || true
+        "${as_user[@]}" "${bud_env[@]}" "$BUILDAH" --root "$dir/root" --runroot "$dir/run" \
+                --storage-driver "${driver:-overlay}" rmi -a -f >/dev/null 2>&1 || true
         awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
                 while read -r m; do umount -l "$m" 2>/dev/null || true; done
-        rm -rf "$dir"
+        rm_store "$dir"
 }
 cleanup() {
         local rc=$?
@@ -113,6 +142,9 @@ cleanup() {
         else
                 for d in "$work"/buildah-*; do
                         [ -e "$d" ] && cleanup_buildah_store "$d"
+                done
+                for d in "$work"/kiln-*; do
+                        [ -e "$d" ] && rm_store "$d"
                 done
                 if [ "$work" != "$top" ]; then
                         umount "$work" 2>/dev/null || umount -l "$work" 2>/dev/null || true
@@ -123,6 +155,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Stores hold files owned by subordinate ids, which only root or the user's own namespace
+# can remove.
+rm_store() {
+        if [ "$(id -u)" = 0 ]; then
+                rm -rf "$1"
+        else
+                "$BUILDAH" unshare rm -rf "$1"
+        fi
+}
 
 # Room for the context, the cp -a copy, and RUNS + 1 stores of each builder (buildah's
 # holds the container's upper directory and the committed layer: twice the context).
@@ -216,6 +257,15 @@ for i, size in enumerate(sizes):
 print("  %d files, %d directories, %d bytes" % (nfiles, len(made), sum(sizes)))
 EOF
 printf 'FROM scratch\nCOPY . /data/\n' >"$work/Containerfile"
+# buildah needs cgroupfs and runc here (../shared/DESIGN.md, "The machines here").
+printf '[engine]\ncgroup_manager = "cgroupfs"\n' >"$work/containers.conf"
+command -v runc >/dev/null && printf 'runtime = "runc"\n' >>"$work/containers.conf"
+mkdir -m 0700 "$work/xdg"
+if [ ${#as_user[@]} -gt 0 ]; then
+        chown -R "$BENCH_USER:" "$work"
+        chmod 0755 "$top"
+fi
+bud_env=(env "CONTAINERS_CONF=$work/containers.conf" "XDG_RUNTIME_DIR=$work/xdg")
 sync
 
 # ---- buildah's storage driver ----
@@ -225,16 +275,17 @@ if [ -z "$driver" ]; then
         probe=$work/buildah-probe
         mkdir -p "$work/probe-ctx"
         echo probe >"$work/probe-ctx/f"
-        if ! "$BUILDAH" --root "$probe/root" --runroot "$probe/run" --storage-driver overlay \
-                bud --layers --isolation chroot -q -f "$work/Containerfile" -t probe \
-                "$work/probe-ctx" >"$work/probe.log" 2>&1; then
+        [ ${#as_user[@]} -gt 0 ] && chown -R "$BENCH_USER:" "$work/probe-ctx"
+        if ! "${as_user[@]}" "${bud_env[@]}" "$BUILDAH" --root "$probe/root" --runroot "$probe/run" \
+                --storage-driver overlay bud --layers --isolation chroot -q \
+                -f "$work/Containerfile" -t probe "$work/probe-ctx" >"$top/probe.log" 2>&1; then
                 echo "  overlay refused (see below), falling back to vfs"
-                sed 's/^/    /' "$work/probe.log" | tail -5
+                sed 's/^/    /' "$top/probe.log" | tail -5
                 driver=vfs
         fi
         cleanup_buildah_store "$probe"
 fi
-echo "+ buildah storage driver: $driver"
+echo "+ buildah storage driver: $driver; both builders run as $BENCH_USER$([ "$BENCH_USER" = root ] || echo ', rootless')"
 
 # ---- one build ----
 # run_one kiln|buildah N|warm: builds into an empty store; appends "SECONDS RSS_KB CPU_SECONDS"
@@ -245,19 +296,19 @@ run_one() {
         if [ "$who" = kiln ]; then
                 cmd=("$KILN" --root "$store" build -f "$work/Containerfile" -t bench:kiln "$ctx")
         else
-                cmd=("$BUILDAH" --root "$store/root" --runroot "$store/run"
+                cmd=("${bud_env[@]}" "$BUILDAH" --root "$store/root" --runroot "$store/run"
                      --storage-driver "$driver" bud --layers --isolation chroot
                      -f "$work/Containerfile" -t bench:buildah "$ctx")
         fi
         t0=$(date +%s%N)
-        if ! /usr/bin/time -v -o "$top/time.out" "${cmd[@]}" >"$top/build.log" 2>&1; then
+        if ! "${as_user[@]}" /usr/bin/time -v -o "$work/time.out" "${cmd[@]}" >"$top/build.log" 2>&1; then
                 cat "$top/build.log" >&2
                 die "$who build failed: ${cmd[*]}"
         fi
         t1=$(date +%s%N)
-        rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$top/time.out")
+        rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.out")
         cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' \
-                "$top/time.out")
+                "$work/time.out")
         secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
         # The store stays until the end (see "File system" above); only its dirty pages go.
         sync
@@ -316,10 +367,12 @@ fs_desc=$(df -PT "$work" | awk 'NR == 2 { print $2 }')
 [ -n "$BENCH_FS" ] && fs_desc="$fs_desc (fresh, BENCH_FS=$BENCH_FS)"
 [ "$no_journal" = 1 ] && fs_desc="$fs_desc without a journal"
 [ "$SETTLE" != 0 ] && fs_desc="$fs_desc, ${SETTLE}s between builds"
+who_desc="as root"
+[ "$BENCH_USER" != root ] && who_desc="rootless, as $BENCH_USER"
 
 echo
 echo "COPY of a $SIZE_MB MB, $FILES-file context; medians of $RUNS runs; buildah storage" \
-        "driver $driver; stores and context on $fs_desc"
+        "driver $driver; both builders $who_desc; stores and context on $fs_desc"
 echo
 echo "| | wall time | CPU time (user+sys) | peak RSS |"
 echo "| --- | ---: | ---: | ---: |"
