@@ -385,10 +385,11 @@ struct image_export_opts {
 /* Exports the image id (or a name image_index_resolve knows) to dest ("oci:…",
  * "oci-archive:…", "docker-archive:…"; the path ends at the first ':'); layers are compressed
  * once and the blobs kept in the store for the next export or push. An OCI layout that
- * exists keeps its other entries (one with the same tag is replaced); archives are written
- * to a temp file and renamed. The manifest digest is returned when ret_manifest is not
- * NULL; a docker archive carries no manifest, so it is then the digest of the docker
- * schema 2 manifest that describes its uncompressed layers (not stored). opts may be NULL
+ * exists keeps its other entries (one with the same tag is replaced); every file is written
+ * to a temp file beside it ("NAME.tmp-PID-HEX") and renamed, and the temp files a killed
+ * export left at dest (their pid gone) are removed first. The manifest digest is returned when
+ * ret_manifest is not NULL; a docker archive carries no manifest, so it is then the digest of the
+ * docker schema 2 manifest that describes its uncompressed layers (not stored). opts may be NULL
  * (OCI, gzip). */
 int image_export(struct image_store *s, const char *id, const char *dest,
                  const struct image_export_opts *opts, char ret_manifest[KDIGEST_STRLEN],

@@ -24,6 +24,13 @@ int image_store_lock(struct image_store *s, struct kerr **err);
 void image_store_tmp_name(char *buf, size_t size, const char *suffix);
 /* rm -rf of name relative to dirfd, never following symlinks; a missing entry is fine. */
 int image_store_rmtree_at(int dirfd, const char *name, struct kerr **err);
+/* The temp name for a file to be renamed to final (a name, no slash) in the same directory:
+ * "<final>.tmp-<pid>-<random hex>", the form kfs_write_atomic uses too. */
+void image_tmp_name_for(char *buf, size_t size, const char *final);
+/* Removes the regular files of dirfd named "<final>.tmp-<pid>-<hex>" whose process is gone:
+ * what a killed export left beside its destination. final NULL matches any blob name (64
+ * hex digits). Nothing else is touched; failures are only logged. */
+void image_sweep_tmp_files_at(int dirfd, const char *final);
 
 /* ---- layers (layer.c) ---- */
 

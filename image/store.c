@@ -137,8 +137,8 @@ int image_store_rmtree(const char *path, struct kerr **err)
         return 0;
 }
 
-/* The pid that names a temp entry ("<pid>-…" in tmp/, "images.json.tmp-<pid>-…" left by
- * kfs_write_atomic in the root) when that process is gone; 0 otherwise. */
+/* The pid that starts name ("<pid>-…") when that process is gone and is not this one; 0
+ * otherwise (alive, another user's, or not a pid). */
 static pid_t dead_owner(const char *name)
 {
         char *end = NULL;
@@ -155,8 +155,45 @@ static pid_t dead_owner(const char *name)
         return (pid_t)pid;
 }
 
-/* Entries whose process is gone were left by a kill or a crash. */
-static void sweep_dir(int dirfd, const char *prefix)
+/* Store entries: "<prefix><pid>-…" ("<pid>-…" in tmp/, "images.json.tmp-<pid>-…" left by
+ * kfs_write_atomic in the root). */
+static pid_t owner_by_prefix(const char *name, const char *prefix)
+{
+        size_t n = strlen(prefix);
+
+        return strncmp(name, prefix, n) == 0 ? dead_owner(name + n) : 0;
+}
+
+static bool all_hex(const char *s, size_t min, size_t max)
+{
+        size_t n = strspn(s, "0123456789abcdef");
+
+        return s[n] == '\0' && n >= min && n <= max;
+}
+
+/* Temp files beside a user's files, exactly "<final>.tmp-<pid>-<hex>" (kfs_write_atomic's
+ * names and image_tmp_name_for's); final NULL stands for any blob name (64 hex digits). */
+static pid_t owner_of_tmp_file(const char *name, const char *final)
+{
+        const char *p = name, *dash;
+        size_t n = final ? strlen(final) : strspn(name, "0123456789abcdef");
+
+        if (final ? strncmp(name, final, n) != 0 : n != 64)
+                return 0;
+        p += n;
+        if (strncmp(p, ".tmp-", 5) != 0)
+                return 0;
+        p += 5;
+        dash = strchr(p, '-');
+        if (!dash || !all_hex(dash + 1, 1, 16))
+                return 0;
+        return dead_owner(p);
+}
+
+/* Removes the entries of dirfd that owner() says a process now gone left behind (a kill or a
+ * crash); with files_only, only regular files are. Failures are logged, never fatal. */
+static void sweep(int dirfd, pid_t (*owner)(const char *name, const char *arg), const char *arg,
+                  bool files_only)
 {
         int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
         DIR *d;
@@ -172,17 +209,39 @@ static void sweep_dir(int dirfd, const char *prefix)
         /* The dup shares its offset with dirfd. */
         rewinddir(d);
         while ((de = readdir(d))) {
-                size_t plen = strlen(prefix);
                 struct kerr *e = NULL;
+                struct stat st;
 
-                if (strncmp(de->d_name, prefix, plen) != 0 || !dead_owner(de->d_name + plen))
+                if (!owner(de->d_name, arg))
                         continue;
+                if (files_only) {
+                        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                            !S_ISREG(st.st_mode))
+                                continue;
+                        klog_debug("removing stale temp file %s", de->d_name);
+                        if (unlinkat(dirfd, de->d_name, 0) < 0 && errno != ENOENT)
+                                klog_debug("remove %s: %s", de->d_name, strerror(errno));
+                        continue;
+                }
                 klog_debug("store: removing stale %s", de->d_name);
                 if (image_store_rmtree_at(dirfd, de->d_name, &e) < 0)
                         klog_debug("store: %s", e->msg);
                 kerr_free(e);
         }
         closedir(d);
+}
+
+void image_tmp_name_for(char *buf, size_t size, const char *final)
+{
+        char rnd[48];
+
+        image_store_tmp_name(rnd, sizeof(rnd), "");
+        snprintf(buf, size, "%s.tmp-%s", final, rnd);
+}
+
+void image_sweep_tmp_files_at(int dirfd, const char *final)
+{
+        sweep(dirfd, owner_of_tmp_file, final, true);
 }
 
 static int open_subdir(int root_fd, const char *path, struct kerr **err)
@@ -285,8 +344,8 @@ struct image_store *image_store_open(const char *root, unsigned flags, struct ke
         s->tmp_fd = open_subdir(s->root_fd, "tmp", err);
         if (s->tmp_fd < 0)
                 goto fail_wrap;
-        sweep_dir(s->tmp_fd, "");
-        sweep_dir(s->root_fd, "images.json.tmp-");
+        sweep(s->tmp_fd, owner_by_prefix, "", false);
+        sweep(s->root_fd, owner_by_prefix, "images.json.tmp-", false);
         return s;
 fail_wrap:
         kerr_wrap(err, "open store '%s'", root);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,7 +379,7 @@ static int build_manifest(const struct exp_image *img, bool docker,
 static int copy_blob_to_dir(struct image_store *s, const char *digest, int dirfd, const char *dir,
                             struct kerr **err)
 {
-        char rel[96], tmp[128];
+        char rel[96], tmp[192], name[128];
         _cleanup_close_ int in = -1, out = -1;
         _cleanup_free_ char *buf = NULL;
         uint64_t size;
@@ -394,8 +395,9 @@ static int copy_blob_to_dir(struct image_store *s, const char *digest, int dirfd
         in = image_blob_open(s, digest, err);
         if (in < 0)
                 return -1;
-        snprintf(tmp, sizeof(tmp), "blobs/sha256/.%s.%d.tmp", kdigest_hex(digest), (int)getpid());
-        out = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        image_tmp_name_for(name, sizeof(name), kdigest_hex(digest));
+        snprintf(tmp, sizeof(tmp), "blobs/sha256/%s", name);
+        out = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (out < 0)
                 return kerr_set(err, errno, KERR_IO, "create '%s/%s'", dir, tmp);
         buf = malloc(COPY_CHUNK);
@@ -487,7 +489,7 @@ static int export_oci_dir(struct image_store *s, const struct tref *t, const str
                           const char *mt, const char *mdigest, uint64_t msize, struct kerr **err)
 {
         static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
-        _cleanup_close_ int dirfd = -1;
+        _cleanup_close_ int dirfd = -1, blobs_fd = -1;
         json_auto_t *idx = NULL;
         _cleanup_free_ char *out = NULL;
         struct kbuf cur = KBUF_INIT;
@@ -500,6 +502,14 @@ static int export_oci_dir(struct image_store *s, const struct tref *t, const str
                 return kerr_set(err, errno, KERR_IO, "open '%s'", t->path);
         if (kfs_mkdir_p(dirfd, "blobs/sha256", 0755, err) < 0)
                 return -1;
+        /* What a push killed before left here (blob copies, index.json and oci-layout being
+         * replaced); a live process's temp files are left alone. */
+        blobs_fd = openat(dirfd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (blobs_fd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s/blobs/sha256'", t->path);
+        image_sweep_tmp_files_at(blobs_fd, NULL);
+        image_sweep_tmp_files_at(dirfd, "index.json");
+        image_sweep_tmp_files_at(dirfd, "oci-layout");
         if (copy_blob_to_dir(s, img->id, dirfd, t->path, err) < 0)
                 return -1;
         for (size_t i = 0; i < img->n_layers; i++)
@@ -549,15 +559,26 @@ struct awriter {
 
 static int aw_open(struct awriter *w, const char *path, struct kerr **err)
 {
-        char suffix[64];
+        const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int dfd = -1;
+        char name[NAME_MAX + 1];
 
         memset(w, 0, sizeof(*w));
         w->fd = -1;
         w->path = kstrdup(path);
+        if (!*base)
+                return kerr_set(err, 0, KERR_INVALID, "'%s' names a directory, not a file", path);
+        dir = slash ? kstrndup(path, (size_t)(slash - path) + (slash == path)) : kstrdup(".");
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return kerr_set(err, errno, KERR_IO, "open the directory of '%s'", path);
+        /* A push killed before left its temp file here; its pid tells it from a live one. */
+        image_sweep_tmp_files_at(dfd, base);
         for (int tries = 0;; tries++) {
                 free(w->tmp);
-                image_store_tmp_name(suffix, sizeof(suffix), ".tmp");
-                if (asprintf(&w->tmp, "%s.%s", path, suffix) < 0)
+                image_tmp_name_for(name, sizeof(name), base);
+                if (asprintf(&w->tmp, "%.*s%s", (int)(base - path), path, name) < 0)
                         abort();
                 w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                 if (w->fd >= 0)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -238,6 +239,133 @@ TEST(layout_keeps_other_entries)
         free(r1);
         free(r2);
         free(r3);
+        teardown(&f);
+}
+
+static bool exists_at(int dirfd, const char *name)
+{
+        struct stat st;
+
+        return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* A pid that was just in use and is gone. */
+static pid_t dead_pid(void)
+{
+        pid_t pid = fork();
+        int st;
+
+        if (pid == 0)
+                _exit(0);
+        if (pid < 0 || waitpid(pid, &st, 0) != pid)
+                abort();
+        return pid;
+}
+
+/* "<final>.tmp-<pid>-<tail>" into buf, returned. */
+static const char *tmpname(char *buf, size_t size, const char *final, long pid, const char *tail)
+{
+        snprintf(buf, size, "%s.tmp-%ld-%s", final, pid, tail);
+        return buf;
+}
+
+TEST(stale_temp_files_swept)
+{
+        static const char hex64[] =
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        struct image_export_opts o = {.compression = IMAGE_COMPRESSION_GZIP};
+        struct fixture f;
+        char m[KDIGEST_STRLEN], n[256], path[160];
+        long dead = dead_pid(), live = getppid(), self = getpid();
+        int dfd, bfd;
+
+        setup(&f);
+        dfd = open(f.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(dfd >= 0);
+
+        CASE("archives: a dead push's temp file beside the destination goes");
+        for (int k = 0; k < 2; k++) {
+                const char *file = k ? "d.tar" : "a.tar";
+                char *r = ref(&f, k ? "docker-archive" : "oci-archive", file, "");
+
+                put(dfd, tmpname(n, sizeof(n), file, dead, "0123abcd"), "x");
+                CHECK(image_export(f.s, f.id, r, &o, m, NULL) == 0);
+                CHECK(!exists_at(dfd, n));
+                free(r);
+        }
+        /* What must stay: a live or our own pid, another destination, other tails, a
+         * directory and a symlink of the right name. */
+        put(dfd, tmpname(n, sizeof(n), "a.tar", live, "00ff"), "x");
+        put(dfd, tmpname(n, sizeof(n), "a.tar", self, "00ff"), "x");
+        put(dfd, tmpname(n, sizeof(n), "b.tar", dead, "00ff"), "x");
+        put(dfd, tmpname(n, sizeof(n), "a.tar", dead, "notes"), "x");
+        put(dfd, tmpname(n, sizeof(n), "a.tar", dead, ""), "x");
+        put(dfd, tmpname(n, sizeof(n), "a.tar", dead, "0123456789abcdef0"), "x");
+        put(dfd, tmpname(n, sizeof(n), "xa.tar", dead, "00ff"), "x");
+        put(dfd, tmpname(n, sizeof(n), "a.tar", dead, "00ff.bak"), "x");
+        CHECK(mkdirat(dfd, tmpname(n, sizeof(n), "a.tar", dead, "aa"), 0700) == 0);
+        CHECK(symlinkat("a.tar", dfd, tmpname(n, sizeof(n), "a.tar", dead, "bb")) == 0);
+        {
+                char *r = ref(&f, "oci-archive", "a.tar", "");
+                static const struct {
+                        const char *file, *tail;
+                        int pid; /* 0 dead, 1 live, 2 self */
+                } keep[] = {
+                        {"a.tar", "00ff", 1},  {"a.tar", "00ff", 2},
+                        {"b.tar", "00ff", 0},  {"a.tar", "notes", 0},
+                        {"a.tar", "", 0},      {"a.tar", "0123456789abcdef0", 0},
+                        {"xa.tar", "00ff", 0}, {"a.tar", "aa", 0},
+                        {"a.tar", "bb", 0},
+                };
+
+                CHECK(image_export(f.s, f.id, r, &o, m, NULL) == 0);
+                for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+                        long pid = keep[i].pid == 0 ? dead : keep[i].pid == 1 ? live : self;
+
+                        tmpname(n, sizeof(n), keep[i].file, pid, keep[i].tail);
+                        CASE("kept: %s", n);
+                        CHECK(exists_at(dfd, n));
+                }
+                CASE("kept: a longer name");
+                CHECK(exists_at(dfd, tmpname(n, sizeof(n), "a.tar", dead, "00ff.bak")));
+                CHECK(exists_at(dfd, "a.tar"));
+                free(r);
+        }
+
+        CASE("oci: dead blob copies, index.json and oci-layout temps go");
+        snprintf(path, sizeof(path), "%s/layout", f.dir);
+        CHECK(kfs_mkdir_p(AT_FDCWD, path, 0755, NULL) == 0);
+        snprintf(path, sizeof(path), "%s/layout/blobs/sha256", f.dir);
+        CHECK(kfs_mkdir_p(AT_FDCWD, path, 0755, NULL) == 0);
+        bfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(bfd >= 0);
+        put(bfd, tmpname(n, sizeof(n), hex64, dead, "0123456789abcdef"), "x");
+        put(bfd, tmpname(n, sizeof(n), hex64 + 1, dead, "00"), "x");
+        put(bfd, tmpname(n, sizeof(n), hex64, live, "00"), "x");
+        put(bfd, hex64, "not ours to judge");
+        {
+                char lay[192];
+                int lfd;
+                char *r = ref(&f, "oci", "layout", ":v1");
+
+                snprintf(lay, sizeof(lay), "%s/layout", f.dir);
+                lfd = open(lay, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                put(lfd, tmpname(n, sizeof(n), "index.json", dead, "1f"), "x");
+                put(lfd, tmpname(n, sizeof(n), "oci-layout", dead, "2e"), "x");
+                put(lfd, tmpname(n, sizeof(n), "other.json", dead, "3d"), "x");
+                CHECK(image_export(f.s, f.id, r, &o, m, NULL) == 0);
+                CHECK(!exists_at(lfd, tmpname(n, sizeof(n), "index.json", dead, "1f")));
+                CHECK(!exists_at(lfd, tmpname(n, sizeof(n), "oci-layout", dead, "2e")));
+                CHECK(exists_at(lfd, tmpname(n, sizeof(n), "other.json", dead, "3d")));
+                CHECK(!exists_at(bfd, tmpname(n, sizeof(n), hex64, dead, "0123456789abcdef")));
+                CHECK(exists_at(bfd, tmpname(n, sizeof(n), hex64 + 1, dead, "00")));
+                CHECK(exists_at(bfd, tmpname(n, sizeof(n), hex64, live, "00")));
+                CHECK(exists_at(bfd, hex64));
+                kfs_close(lfd);
+                free(r);
+        }
+        kfs_close(bfd);
+        kfs_close(dfd);
         teardown(&f);
 }
 
