@@ -4,7 +4,8 @@
 # points of a large COPY, export and import. Afterwards the store must be usable and
 # consistent (every blob hashes to its name, every layer dir has a complete layer.json, the
 # earlier images intact), the dead process's tmp/ entries are swept by the next kiln run,
-# an export's destination is absent or complete, and the work succeeds when run again.
+# an export's destination is absent or complete, the next push to it removes the temp files
+# the killed one left beside it, and the work succeeds when run again.
 set -u
 . "$(dirname "$0")/../lib.sh"
 
@@ -137,7 +138,7 @@ for d in 0.2 0.8 1.5 2.5; do
 done
 n=$((n + 1))
 run_bg "$KILN" push big "oci-archive:$T_TMP/out-$n.tar"
-wait_for bash -c "ls '$T_TMP' | grep -q '^out-$n\.tar\..*\.tmp\$'"
+wait_for bash -c "ls '$T_TMP' | grep -q '^out-$n\.tar\.tmp-'"
 stop
 t_pass "push killed while writing the archive ($STATUS)"
 killed "push killed while writing the archive"
@@ -153,7 +154,64 @@ for ((i = 1; i <= n; i++)); do
         fi
 done
 t_eq "each killed push's destination is absent or complete" "$ok" true
-t_diag "temp files left next to killed pushes' destinations: $(ls "$T_TMP" | grep -c '^out-.*\.tmp$')"
+
+# The next push to a killed push's destination removes the temp files the killed one left
+# there ("<dest>.tmp-<pid>-<hex>", the pid gone) and nothing else: not a live process's, not
+# another destination's, not a user's file that only looks alike.
+sh -c 'exit 0' &
+gone=$!
+wait "$gone"
+left_by_kills=$(ls -A "$T_TMP" | grep -cE '^out-[0-9]+\.tar\.tmp-[0-9]+-[0-9a-f]+$')
+t_ok "the killed pushes left temp files beside their destinations ($left_by_kills)" \
+        test "$left_by_kills" -ge 1
+printf 'x' >"$T_TMP/out-1.tar.tmp-$gone-00ff"
+printf 'x' >"$T_TMP/out-1.tar.tmp-$$-00ff"
+printf 'x' >"$T_TMP/other.tar.tmp-$gone-00ff"
+printf 'x' >"$T_TMP/out-1.tar.tmp-$gone-notes"
+printf 'x' >"$T_TMP/out-1.tar.tmp-$gone-00ff.keep"
+# What must survive: everything but the temp files of dead pushes (the live one's included).
+{
+        ls -A "$T_TMP" | grep -vE '^out-[0-9]+\.tar\.tmp-[0-9]+-[0-9a-f]+$'
+        echo "out-1.tar.tmp-$$-00ff"
+} | sort >"$T_TMP/before.list"
+for ((i = 1; i <= n; i++)); do
+        t_ok "push again to out-$i.tar" "$KILN" push big "oci-archive:$T_TMP/out-$i.tar"
+        t_ok "out-$i.tar is complete" cmp -s "$T_TMP/out-$i.tar" "$T_TMP/ref.tar"
+        t_eq "no dead push's temp file is left beside out-$i.tar" \
+                "$(ls -A "$T_TMP" | grep -E "^out-$i\.tar\.tmp-" | grep -v "^out-1\.tar\.tmp-$$-00ff$" |
+                        grep -vE "^out-1\.tar\.tmp-$gone-(notes|00ff\.keep)$")" ""
+done
+missing=$(ls -A "$T_TMP" | sort | comm -23 "$T_TMP/before.list" -)
+t_eq "nothing else in the directory was removed" "$missing" ""
+t_ok "a live process's temp file stays" test -e "$T_TMP/out-1.tar.tmp-$$-00ff"
+t_ok "another destination's stays" test -e "$T_TMP/other.tar.tmp-$gone-00ff"
+t_ok "look-alike names stay" test -e "$T_TMP/out-1.tar.tmp-$gone-notes" -a \
+        -e "$T_TMP/out-1.tar.tmp-$gone-00ff.keep"
+
+# The same for docker-archive: and oci:, killed once their temp files exist.
+run_bg "$KILN" push big "docker-archive:$T_TMP/docker.tar"
+wait_for bash -c "ls '$T_TMP' | grep -q '^docker\.tar\.tmp-'"
+stop
+t_pass "docker-archive push killed while writing ($STATUS)"
+t_ok "it left a temp file" bash -c "ls '$T_TMP' | grep -q '^docker\.tar\.tmp-'"
+t_ok "push again to docker.tar" "$KILN" push big "docker-archive:$T_TMP/docker.tar"
+t_eq "no temp file is left beside docker.tar" "$(ls -A "$T_TMP" | grep '^docker\.tar\.tmp-')" ""
+t_ok "skopeo reads docker.tar" skopeo inspect "docker-archive:$T_TMP/docker.tar"
+
+mkdir -p "$T_TMP/layout/blobs/sha256"
+printf 'mine\n' >"$T_TMP/layout/notes.txt"
+printf 'x' >"$T_TMP/layout/index.json.tmp-$gone-1f"
+run_bg "$KILN" push big "oci:$T_TMP/layout:v1"
+wait_for bash -c "ls '$T_TMP/layout/blobs/sha256' | grep -q '\.tmp-'"
+stop
+t_pass "oci: push killed while copying blobs ($STATUS)"
+t_ok "it left a temp blob" bash -c "ls '$T_TMP/layout/blobs/sha256' | grep -q '\.tmp-'"
+t_ok "push again to the layout" "$KILN" push big "oci:$T_TMP/layout:v1"
+t_eq "no temp file is left in the layout" \
+        "$(find "$T_TMP/layout" -name '*.tmp-*' -printf '%P\n')" ""
+t_ok "the user's file in the layout stays" test -e "$T_TMP/layout/notes.txt"
+t_ok "skopeo reads the layout" skopeo inspect "oci:$T_TMP/layout:v1"
+
 
 # ---- kiln pull from oci-archive: into a second store ----
 
