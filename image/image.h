@@ -47,7 +47,9 @@ struct image_store;
  * otherwise. Caller frees. */
 char *image_store_default_root(void);
 /* image_store_open: hold a shared lease on root/gc.lock until image_store_free, so that no
- * GC removes what this process writes or reads (waits while a GC runs). */
+ * GC removes what this process writes or reads (waits while a GC runs). The lock belongs to
+ * the open file: a child forked meanwhile shares it until it execs (the fd is close-on-exec)
+ * or exits. */
 #define IMAGE_STORE_LEASE (1u << 0)
 
 /* Opens the store at root (NULL: the default), creating it; sweeps stale tmp/ dirs. flags
