@@ -109,7 +109,8 @@ static const struct kiln_cmd commands[] = {
                 .summary = "remove untagged images and unused blobs and layers",
                 .synopsis = "kiln prune",
                 .usage = "Removes the images that have no name, then every blob and layer that no\n"
-                         "remaining image uses.\n"
+                         "remaining image uses. Waits for running builds, pulls and pushes on\n"
+                         "the same store to finish first.\n"
                          "\n"
                          "Options:\n"
                          "  -h, --help  show this help\n",
