@@ -836,6 +836,12 @@ static int do_export(struct image_store *s, const char *id, const struct tref *t
         const char *mt = docker ? IMAGE_MT_DOCKER_MANIFEST : IMAGE_MT_OCI_MANIFEST;
         int r = -1;
 
+        /* Schema 2 has no zstd layer type, and containers/image refuses the pair. A docker
+         * archive holds its layers uncompressed whatever was asked. */
+        if (docker && comp == IMAGE_COMPRESSION_ZSTD && t->kind != KIND_DOCKER_ARCHIVE)
+                return kerr_set(err, 0, KERR_INVALID,
+                                "docker manifests have no zstd layer type: zstd layers need "
+                                "the OCI format");
         if (t->kind == KIND_DOCKER_ARCHIVE && t->tag) {
                 name = image_normalize_name(t->tag, err);
                 if (!name)

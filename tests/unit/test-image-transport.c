@@ -199,6 +199,41 @@ TEST(export_by_name_and_zstd)
         teardown(&f);
 }
 
+/* A docker schema 2 manifest cannot name a zstd layer: the export is refused before
+ * anything is written. A docker archive is not compressed, so it takes the option. */
+TEST(docker_format_refuses_zstd)
+{
+        struct fixture f;
+        struct image_export_opts o = {.format = IMAGE_FORMAT_DOCKER,
+                                      .compression = IMAGE_COMPRESSION_ZSTD};
+        char *r, *a, m[KDIGEST_STRLEN], path[160];
+        struct kerr *err = NULL;
+
+        setup(&f);
+        r = ref(&f, "oci", "layout", ":z");
+        CHECK(image_export(f.s, f.id, r, &o, m, &err) < 0);
+        CHECK(err && err->code == KERR_INVALID && strstr(err->msg, "no zstd layer type"));
+        kerr_free(err);
+        err = NULL;
+        snprintf(path, sizeof(path), "%s/layout", f.dir);
+        CHECK(access(path, F_OK) < 0);
+        free(r);
+        r = ref(&f, "oci-archive", "img.tar", ":z");
+        CHECK(image_export(f.s, f.id, r, &o, m, NULL) < 0);
+        snprintf(path, sizeof(path), "%s/img.tar", f.dir);
+        CHECK(access(path, F_OK) < 0);
+        a = ref(&f, "docker-archive", "docker.tar", "");
+        CHECK(image_export(f.s, f.id, a, &o, m, &err) == 0);
+        if (err)
+                printf("# %s\n", err->msg);
+        kerr_free(err);
+        o.format = IMAGE_FORMAT_OCI;
+        CHECK(image_export(f.s, f.id, r, &o, m, NULL) == 0);
+        free(r);
+        free(a);
+        teardown(&f);
+}
+
 TEST(layout_keeps_other_entries)
 {
         struct fixture f;
