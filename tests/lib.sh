@@ -406,13 +406,14 @@ _t_oci_end()
         return 1
 }
 
-# What the walkers read of the documents, in one jq run per role, as tab-separated lines that
-# start with the file. index: FILE self MEDIATYPE, then FILE N MEDIATYPE DIGEST SIZE
+# What the walkers read of the documents, in one jq run per role: lines of fields that start
+# with the file, separated by \x1f (a tab is white space to read, which runs empty fields
+# together). index: FILE self MEDIATYPE, then FILE N MEDIATYPE DIGEST SIZE
 # ARCH/OS/VARIANT for each entry; manifest: FILE self MEDIATYPE, FILE config MEDIATYPE DIGEST
 # SIZE, then FILE N MEDIATYPE DIGEST SIZE for each layer; config: FILE DIFF_IDS ARCH/OS/VARIANT.
 T_OCI_WALK='
 def obj: if type == "object" then . else {} end;
-def row: map(if . == null then "" else tostring end) | @tsv;
+def row: map(if . == null then "" else tostring end) | join("\u001f");
 def platform: [.architecture, .os, .variant] | map(. // "" | tostring) | join("/");
 def entries: if type == "array" then to_entries[] | select(.value | type == "object") else empty end;
 input_filename as $f | obj
@@ -571,7 +572,7 @@ t_oci_layout_check()
         while [ "${#indexes[@]}" -gt 0 ]; do
                 _t_oci_docs index "${indexes[@]}"
                 next=()
-                while IFS=$'\t' read -r f i mt digest size plat; do
+                while IFS=$'\x1f' read -r f i mt digest size plat; do
                         if [ "$i" = self ]; then
                                 [ -z "${mt_of[$f]-}" ] || [ "${mt_of[$f]}" = "$mt" ] ||
                                         _t_oci_v "${label_of[$f]}: its descriptor says mediaType ${mt_of[$f]}, the document $mt"
@@ -611,7 +612,7 @@ t_oci_layout_check()
         # Manifests: their configs and layers.
         _t_oci_docs manifest "${manifests[@]}"
         _t_oci_docs docker-manifest "${dmanifests[@]}"
-        while IFS=$'\t' read -r f i mt digest size; do
+        while IFS=$'\x1f' read -r f i mt digest size; do
                 label=${label_of[$f]}
                 if [ "$i" = self ]; then
                         [ "${mt_of[$f]}" = "$mt" ] ||
@@ -635,7 +636,7 @@ t_oci_layout_check()
 
         _t_oci_docs config "${configs[@]}"
         _t_oci_docs docker-config "${dconfigs[@]}"
-        while IFS=$'\t' read -r f i plat; do
+        while IFS=$'\x1f' read -r f i plat; do
                 diffs_of[$f]=$i
                 cplat_of[$f]=$plat
         done < <(_t_oci_read config "${configs[@]}" "${dconfigs[@]}")
@@ -722,13 +723,13 @@ t_docker_archive_check()
                 _t_oci_v "manifest.json: missing"
         fi
         [ ! -e "$x/repositories" ] || _t_oci_docs docker-repositories "$x/repositories" repositories
-        # Each image as CONFIG<TAB>LAYER<TAB>LAYER...
+        # Each image as CONFIG LAYER LAYER..., separated by \x1f.
         mapfile -t entries < <(jq -r 'if type == "array" then .[] else empty end
                 | if type == "object" then . else {} end
                 | [.Config // "", (.Layers | if type == "array" then .[] else empty end)]
-                | map(tostring) | @tsv' "$x/manifest.json" 2>/dev/null)
+                | map(tostring) | join("\u001f")' "$x/manifest.json" 2>/dev/null)
         for i in "${!entries[@]}"; do
-                cfg=${entries[$i]%%$'\t'*}
+                cfg=${entries[$i]%%$'\x1f'*}
                 if [ -z "$cfg" ]; then
                         continue
                 elif [ ! -f "$x/$cfg" ] || [ -L "$x/$cfg" ]; then
@@ -746,11 +747,11 @@ t_docker_archive_check()
                 seen[$cfg]=1
         done
         _t_oci_docs docker-config "${configs[@]}"
-        while IFS=$'\t' read -r f i _; do
+        while IFS=$'\x1f' read -r f i _; do
                 diffs_of[$f]=$i
         done < <(_t_oci_read config "${configs[@]}")
         for i in "${!entries[@]}"; do
-                IFS=$'\t' read -r -a layers <<<"${entries[$i]}"
+                IFS=$'\x1f' read -r -a layers <<<"${entries[$i]}"
                 cfg=${layers[0]}
                 layers=("${layers[@]:1}")
                 [ -n "${diffs_of[$x/$cfg]+x}" ] || continue

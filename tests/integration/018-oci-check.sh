@@ -298,6 +298,17 @@ jq --arg d "$m10" --argjson s "$ms10" '.manifests[0].digest = $d | .manifests[0]
 t_fails "a bad config inside a layout is reported" 1 t_oci_layout_check bad10
 t_contains "... by its blob and path" "blobs/sha256/${c10#sha256:} (config): .config.Env[0]: must be a string, not an integer" "$T_OUT"
 
+# An image of no layers is valid: empty lists are read as empty, not skipped.
+bad nolayers
+jq -c '.rootfs.diff_ids = [] | .history = [{"created_by": "ENV A=1", "empty_layer": true}]' \
+        "$(blob good "$CFG")" >cfg11.json
+read -r c11 s11 < <(rehash nolayers cfg11.json)
+jq -c --arg d "$c11" --argjson s "$s11" '.config.digest = $d | .config.size = $s | .layers = []' \
+        "$(blob good "$M")" >m11.json
+read -r m11 ms11 < <(rehash nolayers m11.json)
+jq --arg d "$m11" --argjson s "$ms11" '.manifests[0].digest = $d | .manifests[0].size = $s' good/index.json >nolayers/index.json
+t_ok "a layout with an image of no layers passes" t_oci_layout_check nolayers
+
 mkdir -p dx && tar -xf good-docker.tar -C dx
 l0=$(jq -r '.[0].Layers[0]' dx/manifest.json)
 printf 'not a tar' >"dx/$l0"
