@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # The transports, checked by third-party tools: an image made in the store (by
 # tests/helpers/mkimage-export, until kiln build can) is exported to oci:, oci-archive: and
-# docker-archive:, then read by skopeo, umoci and podman, its JSON checked against the
-# image-spec's required fields, and imported back under the same image id.
+# docker-archive:, then read by skopeo, umoci and podman, every layout and archive checked
+# against the image-spec (and docker's schema 2) by tests/oci-check.jq, and imported back
+# under the same image id.
 set -u
 . "$(dirname "$0")/../lib.sh"
 
@@ -66,6 +67,15 @@ t_ok "export docker format to oci:DIR:v3" "$H" export "$ID" "oci:$OCI:v3" docker
 t_eq "the docker manifest has docker media types" \
         "$(jq -r '[.mediaType, .config.mediaType, .layers[0].mediaType] | join(" ")' "$OCI/blobs/sha256/$(cut -d: -f2 "$T_OUT")")" \
         "application/vnd.docker.distribution.manifest.v2+json application/vnd.docker.container.image.v1+json application/vnd.docker.image.rootfs.diff.tar.gzip"
+t_ok "export uncompressed to oci:DIR:v4" "$H" export "$ID" "oci:$OCI:v4" oci none
+t_ok "export docker format uncompressed to oci:DIR:v5" "$H" export "$ID" "oci:$OCI:v5" docker none
+t_eq "the uncompressed layers are the diff_ids" \
+        "$(jq -r '.layers | map(.digest) | join(",")' "$OCI/blobs/sha256/$(cut -d: -f2 "$T_OUT")")" \
+        "$(jq -r '.rootfs.diff_ids | join(",")' "$CF")"
+t_fails "export docker format with zstd is refused" 1 "$H" export "$ID" "oci:$OCI:v6" docker zstd
+t_contains "the error says why" "docker manifests have no zstd layer type" "$T_ERR"
+t_eq "the refused export left no tag" "$(jq '[.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "v6")] | length' "$OCI/index.json")" 0
+t_oci_layout_valid "the layout (oci and docker, gzip, zstd and none) follows the image-spec" "$OCI"
 
 if have skopeo; then
         t_ok "skopeo inspect oci:DIR:v1" skopeo inspect "oci:$OCI:v1"
@@ -100,6 +110,11 @@ t_ok "the archive is a plain tar" tar -tf "$T_TMP/img.tar"
 t_grep "the archive holds oci-layout" '^oci-layout$' "$T_OUT"
 t_grep "the archive holds index.json" '^index.json$' "$T_OUT"
 t_grep "the archive holds the manifest" "^blobs/sha256/${M1#sha256:}\$" "$T_OUT"
+t_oci_archive_valid "the oci-archive follows the image-spec" "$T_TMP/img.tar"
+t_ok "export zstd to oci-archive:" "$H" export "$ID" "oci-archive:$T_TMP/img-zstd.tar:v1" oci zstd
+t_oci_archive_valid "the zstd oci-archive follows the image-spec" "$T_TMP/img-zstd.tar"
+t_ok "export docker format uncompressed to oci-archive:" "$H" export "$ID" "oci-archive:$T_TMP/img-docker.tar:v1" docker none
+t_oci_archive_valid "the docker-format oci-archive follows the image-spec" "$T_TMP/img-docker.tar"
 if have skopeo; then
         t_ok "skopeo inspect oci-archive:FILE" skopeo inspect "oci-archive:$T_TMP/img.tar"
         t_eq "skopeo sees the archive's manifest" "$(jq -r .Digest "$T_OUT")" "$M1"
@@ -111,6 +126,7 @@ fi
 
 t_ok "export to docker-archive:FILE:REF" "$H" export "$ID" \
         "docker-archive:$T_TMP/docker.tar:localhost/export-test:latest"
+t_docker_archive_valid "the docker-archive follows docker's format" "$T_TMP/docker.tar"
 mkdir -p "$T_TMP/dx"
 tar -xf "$T_TMP/docker.tar" -C "$T_TMP/dx"
 t_eq "manifest.json names the config, the tag and two layers" \
@@ -154,7 +170,8 @@ fi
 
 # ---- import ----
 
-for src in "oci:$OCI:v1" "oci:$OCI:v2" "oci:$OCI:v3" "oci-archive:$T_TMP/img.tar" \
+for src in "oci:$OCI:v1" "oci:$OCI:v2" "oci:$OCI:v3" "oci:$OCI:v4" "oci:$OCI:v5" \
+        "oci-archive:$T_TMP/img.tar" "oci-archive:$T_TMP/img-zstd.tar" "oci-archive:$T_TMP/img-docker.tar" \
         "docker-archive:$T_TMP/docker.tar" "docker-archive:$T_TMP/docker.tar:localhost/export-test:latest"; do
         rm -rf "$T_TMP/store2"
         t_ok "import $src" env KILN_ROOT="$T_TMP/store2" "$H" import "$src"
@@ -177,6 +194,8 @@ chmod u+w "$T_TMP/bad/blobs/sha256/${L0#sha256:}"
 printf 'x' | dd of="$T_TMP/bad/blobs/sha256/${L0#sha256:}" bs=1 seek=20 conv=notrunc 2>/dev/null
 t_fails "a corrupt layer blob is refused" 1 env KILN_ROOT="$T_TMP/store2" "$H" import "oci:$T_TMP/bad:v1"
 t_contains "the error names the blob" "${L0#sha256:}" "$T_ERR"
+t_fails "the validator reports it too" 1 t_oci_layout_check "$T_TMP/bad"
+t_contains "... naming the blob" "blobs/sha256/${L0#sha256:}: its content has sha256" "$T_OUT"
 
 # A hostile archive: names that leave the archive are refused, and nothing is written.
 mkdir -p "$T_TMP/evil/sub"

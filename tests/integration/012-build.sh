@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # kiln build of Containerfiles without RUN: the image is exported and checked only with
-# third-party tools (umoci, skopeo, podman).
+# third-party tools (umoci, skopeo, podman) and, every layout and archive, against the
+# image-spec by tests/oci-check.jq.
 set -u
 . "$(dirname "$0")/../lib.sh"
 
@@ -42,6 +43,7 @@ t_ok "images lists it" "$KILN" images
 t_grep "images shows the name" '^localhost/test1 +latest +'"${id:0:12}"' ' "$T_OUT"
 
 t_ok "export to oci:" "$KILN" push test1 "oci:$T_TMP/layout:v1"
+t_oci_layout_valid "the layout follows the image-spec" "$T_TMP/layout"
 t_ok "skopeo reads the layout" skopeo inspect "oci:$T_TMP/layout:v1"
 t_ok "skopeo reads the config" skopeo inspect --config "oci:$T_TMP/layout:v1"
 cp "$T_OUT" config.json
@@ -56,6 +58,25 @@ t_eq "Cmd" "$(jq -c '.config.Cmd' config.json)" '["--help"]'
 t_eq "os/architecture" "$(jq -r '.os + "/" + .architecture' config.json)" "linux/$(dpkg --print-architecture)"
 t_eq "one diff_id per COPY" "$(jq '.rootfs.diff_ids | length' config.json)" "4"
 t_eq "history has every step" "$(jq '.history | length' config.json)" "11"
+
+# Every format and compression push offers, checked against the image-spec.
+for fmt in oci docker; do
+        for comp in gzip zstd none; do
+                [ "$fmt/$comp" != docker/zstd ] || continue
+                t_ok "push --format $fmt --compression-format $comp" "$KILN" push --format "$fmt" \
+                        --compression-format "$comp" test1 "oci:$T_TMP/matrix:$fmt-$comp"
+        done
+done
+t_fails "push --format docker --compression-format zstd is refused" 1 "$KILN" push --format docker \
+        --compression-format zstd test1 "oci:$T_TMP/matrix:docker-zstd"
+t_contains "... saying why" "docker manifests have no zstd layer type" "$T_ERR"
+t_eq "five manifests" "$(jq '.manifests | length' "$T_TMP/matrix/index.json")" 5
+t_oci_layout_valid "each of them follows the image-spec" "$T_TMP/matrix"
+for fc in oci/zstd docker/none; do
+        t_ok "push --format ${fc%/*} --compression-format ${fc#*/} to oci-archive:" "$KILN" push \
+                --format "${fc%/*}" --compression-format "${fc#*/}" test1 "oci-archive:$T_TMP/${fc%/*}.tar"
+        t_oci_archive_valid "... which follows the image-spec" "$T_TMP/${fc%/*}.tar"
+done
 
 t_ok "umoci unpacks it" umoci unpack --rootless --image "$T_TMP/layout:v1" bundle
 t_eq "a.txt" "$(cat bundle/rootfs/a.txt)" "alpha"
@@ -100,6 +121,7 @@ EOF
 CF
 t_ok "build with heredocs" "$KILN" build -q --build-arg WHO=kiln -t heredocs ctxh
 t_ok "export it" "$KILN" push heredocs "oci:$T_TMP/heredocs:v1"
+t_oci_layout_valid "... following the image-spec" "$T_TMP/heredocs"
 t_ok "unpack it" umoci unpack --rootless --image "$T_TMP/heredocs:v1" bundleh
 t_eq "COPY <<EOF expands ARG and ENV, keeps quotes, applies escapes" "$(cat bundleh/rootfs/plain)" \
         "hello kiln! 'kiln' \"kiln\" [] \$WHO \\"
@@ -110,6 +132,7 @@ t_eq "ADD <<\"EOF\" is kept as written" "$(cat bundleh/rootfs/add-raw)" "\$GREET
 printf '# escape=`\nFROM scratch\nARG A=1\nCOPY <<EOF /f\n`$A \\$A\nEOF\n' >ctxh/Containerfile.esc
 t_ok "a heredoc under escape=\`" "$KILN" build -q -f ctxh/Containerfile.esc -t heredoc-esc ctxh
 t_ok "export it" "$KILN" push heredoc-esc "oci:$T_TMP/heredoc-esc:v1"
+t_oci_layout_valid "... following the image-spec" "$T_TMP/heredoc-esc"
 t_ok "unpack it" umoci unpack --rootless --image "$T_TMP/heredoc-esc:v1" bundleh2
 t_eq "the body's escape is still the backslash" "$(cat bundleh2/rootfs/f)" '`1 $A'
 printf 'FROM scratch\nCOPY <<EOF /f\n${NOPE:?must be set}\nEOF\n' >ctxh/Containerfile.bad
@@ -118,6 +141,7 @@ t_grep "the error names the heredoc and the cause" "heredoc 'EOF': NOPE: must be
 
 # docker-archive and podman.
 t_ok "export to docker-archive:" "$KILN" push --format docker test1 "docker-archive:$T_TMP/img.tar:localhost/test1:latest"
+t_docker_archive_valid "the archive follows docker's format" "$T_TMP/img.tar"
 t_ok "skopeo reads the archive" skopeo inspect "docker-archive:$T_TMP/img.tar"
 printf '[engine]\ncgroup_manager = "cgroupfs"\n' >containers.conf
 command -v runc >/dev/null && printf 'runtime = "runc"\n' >>containers.conf
@@ -146,15 +170,54 @@ printf 'hi\n' >ctx2/hi.txt
 printf 'FROM busybox\nCOPY --chown=user:user hi.txt /home/user/\nWORKDIR /srv/app\n' >ctx2/Containerfile
 t_ok "a build FROM the base" "$KILN" build -t onbase ctx2
 t_ok "export it" "$KILN" push onbase "oci:$T_TMP/onbase:v1"
+t_oci_layout_valid "... following the image-spec" "$T_TMP/onbase"
 t_ok "umoci unpacks it" umoci unpack --image "$T_TMP/onbase:v1" bundle2
 t_eq "--chown by name from the base's passwd" "$(stat -c %u:%g bundle2/rootfs/home/user/hi.txt)" "1000:1000"
 t_ok "busybox is in the rootfs" test -x bundle2/rootfs/bin/busybox
 t_ok "WORKDIR created the directory" test -d bundle2/rootfs/srv/app
 t_ok "the rootfs runs under chroot" chroot bundle2/rootfs /bin/sh -c 'test "$(cat /home/user/hi.txt)" = hi'
 
+# Every config instruction at once, so that each field of the config is checked.
+mkdir -p ctx5
+printf 'x\n' >ctx5/x
+cat >ctx5/Containerfile <<'CF'
+FROM busybox
+ARG V=1
+LABEL org.example.v=$V
+MAINTAINER kiln@example.com
+COPY x /x
+VOLUME /data /cache
+HEALTHCHECK --interval=5s --timeout=2s --start-period=1s --retries=3 CMD ["/bin/true"]
+ONBUILD COPY x /y
+SHELL ["/bin/sh", "-ec"]
+STOPSIGNAL SIGTERM
+EXPOSE 8080/tcp 53/udp
+ENV A=1 B="two words"
+USER 1000:1000
+WORKDIR /srv
+ENTRYPOINT ["/bin/sh"]
+CMD ["-c", "true"]
+CF
+t_ok "a build with every config instruction" "$KILN" build -q --annotation org.example.a=1 -t allcfg ctx5
+t_ok "push it in the OCI format" "$KILN" push allcfg "oci:$T_TMP/allcfg:oci"
+t_ok "push it in the docker format" "$KILN" push --format docker allcfg "oci:$T_TMP/allcfg:docker"
+cfg5=$T_TMP/allcfg/blobs/sha256/$(jq -r '.manifests[0].digest | ltrimstr("sha256:")' "$T_TMP/allcfg/index.json")
+cfg5=$T_TMP/allcfg/blobs/sha256/$(jq -r '.config.digest | ltrimstr("sha256:")' "$cfg5")
+t_eq "its config has Healthcheck, OnBuild, Shell, StopSignal and Volumes" \
+        "$(jq -c '.config | [.Healthcheck.Test, .OnBuild, .Shell, .StopSignal, (.Volumes | keys)]' "$cfg5")" \
+        '[["CMD","/bin/true"],["COPY x /y"],["/bin/sh","-ec"],"SIGTERM",["/cache","/data"]]'
+t_oci_layout_valid "both follow the image-spec" "$T_TMP/allcfg"
+t_ok "push it to docker-archive:" "$KILN" push allcfg "docker-archive:$T_TMP/allcfg.tar:localhost/allcfg:latest"
+t_docker_archive_valid "... which follows docker's format" "$T_TMP/allcfg.tar"
+printf 'FROM scratch\nENV ONLY=config\n' >ctx5/Containerfile.empty
+t_ok "a build with no layer" "$KILN" build -q -f ctx5/Containerfile.empty -t nolayer ctx5
+t_ok "push it" "$KILN" push nolayer "oci:$T_TMP/nolayer:v1"
+t_oci_layout_valid "... following the image-spec" "$T_TMP/nolayer"
+
 # --format and --annotation are remembered for the image's manifests.
 t_ok "build with --format docker and --annotation" "$KILN" build -q --format docker --annotation org.example.a=1 -t fmt ctx2
 t_ok "push it without --format" "$KILN" push fmt "oci:$T_TMP/fmt:v1"
+t_oci_layout_valid "... following the image-spec" "$T_TMP/fmt"
 digest=$(jq -r '.manifests[0].digest' "$T_TMP/fmt/index.json")
 t_eq "the manifest is docker's" "$(jq -r .mediaType "$T_TMP/fmt/blobs/sha256/${digest#sha256:}")" \
         "application/vnd.docker.distribution.manifest.v2+json"
@@ -163,6 +226,7 @@ t_ok "push --format oci overrides it" "$KILN" push --format oci fmt "oci:$T_TMP/
 t_eq "the manifest is OCI's" "$(jq -r '.manifests[0].mediaType' "$T_TMP/fmt2/index.json")" \
         "application/vnd.oci.image.manifest.v1+json"
 t_ok "skopeo reads the OCI one" skopeo inspect "oci:$T_TMP/fmt2:v1"
+t_oci_layout_valid "... which follows the image-spec" "$T_TMP/fmt2"
 
 # FROM --platform is checked against the base image.
 mkdir -p ctx3
@@ -189,6 +253,7 @@ mkdir -p ctx4
 printf 'FROM scratch\nADD %s /dl/\nADD --checksum=%s %s /dl/again.txt\n' "$url" "$sum" "$url" >ctx4/Containerfile
 t_ok "ADD of a URL" "$KILN" build -t urlimg ctx4
 t_ok "export it" "$KILN" push urlimg "oci:$T_TMP/url:v1"
+t_oci_layout_valid "... following the image-spec" "$T_TMP/url"
 t_ok "unpack it" umoci unpack --image "$T_TMP/url:v1" bundle4
 t_eq "the download is named after the URL" "$(cat bundle4/rootfs/dl/data.txt)" "downloaded"
 t_eq "downloads are mode 0600" "$(stat -c %a bundle4/rootfs/dl/data.txt)" "600"
