@@ -118,6 +118,7 @@ compare()
                 t_report_run kiln push
                 return 1
         }
+        t_oci_layout_valid "$name: kiln's layout follows the image-spec" "$out/kiln"
         t_run "${BUILDAH[@]}" push "$name" "oci:$out/buildah:$name"
         [ "$T_RC" -eq 0 ] || {
                 t_fail "$name: buildah push"

@@ -344,6 +344,7 @@ refused_or_inside()
         id=$(tail -1 "$T_OUT")
         rm -f "$T_TMP/re.tar"
         t_ok "... and exports again" "$KILN" push "$id" "oci-archive:$T_TMP/re.tar"
+        t_oci_archive_valid "... to an archive that follows the image-spec" "$T_TMP/re.tar"
         t_ok "... to an archive that imports as the same image" \
                 env KILN_ROOT="$T_TMP/fresh" "$KILN" pull "oci-archive:$T_TMP/re.tar"
         t_eq "... with the same id" "$(tail -1 "$T_OUT")" "$id"
@@ -397,6 +398,7 @@ t_grep "with its id" "${GOOD#sha256:}" "$T_OUT"
 t_ok "kiln prune works" "$KILN" prune
 t_ok "the store is consistent after prune" store_consistent
 t_ok "the good image still exports" "$KILN" push good "oci:$T_TMP/final:good"
+t_oci_layout_valid "... to a layout that follows the image-spec" "$T_TMP/final"
 t_ok "and rebuilds to the same id" "$KILN" build -q --timestamp 0 -f "$C/Containerfile.good" -t good "$C"
 
 t_done

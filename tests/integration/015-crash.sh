@@ -144,6 +144,7 @@ t_pass "push killed while writing the archive ($STATUS)"
 killed "push killed while writing the archive"
 
 t_ok "the push succeeds afterwards" "$KILN" push big "oci-archive:$T_TMP/ref.tar"
+t_oci_archive_valid "... to an archive that follows the image-spec" "$T_TMP/ref.tar"
 t_ok "the store is consistent after the push" store_consistent "$KILN_ROOT"
 ok=true
 for ((i = 1; i <= n; i++)); do

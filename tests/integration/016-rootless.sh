@@ -72,6 +72,7 @@ t_eq "0 is kilntest itself on the host" "$(stat -c %u:%g "$store"/layers/*/diff/
         "$uid:$(id -g kilntest)"
 
 t_ok "kilntest exports to oci:" as kilntest "$KILN" push rl "oci:$T_TMP/out-kilntest/lay:v1"
+t_oci_layout_valid "... a layout that follows the image-spec" "$T_TMP/out-kilntest/lay"
 t_ok "umoci unpacks it as root" umoci unpack --image "$T_TMP/out-kilntest/lay:v1" bundle
 t_eq "COPY --chown=1000:1000 gives 1000:1000" "$(stat -c %u:%g bundle/rootfs/app/x)" "1000:1000"
 t_eq "COPY --chown=65534:65534 gives 65534:65534" "$(stat -c %u:%g bundle/rootfs/app/y)" \
@@ -115,6 +116,7 @@ t_contains "it says how to add ranges" \
         "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 kilnnorange" "$T_ERR"
 t_eq "the store belongs to kilnnorange" "$(stat -c %U "$store")" "kilnnorange"
 t_ok "kilnnorange exports" as kilnnorange "$KILN" push plain "oci:$T_TMP/out-kilnnorange/lay:v1"
+t_oci_layout_valid "... a layout that follows the image-spec" "$T_TMP/out-kilnnorange/lay"
 t_ok "umoci unpacks it" umoci unpack --image "$T_TMP/out-kilnnorange/lay:v1" bundle2
 t_eq "the file is owned by 0:0 in the image" "$(stat -c %u:%g bundle2/rootfs/app/z)" "0:0"
 

@@ -69,6 +69,7 @@ printf 'FROM scratch\nCOPY v.txt /v.txt\n' >victim/Containerfile
 t_ok "an image to remove builds" "$KILN" build -q -t victim victim
 victim=sha256:$(tail -1 "$T_OUT")
 t_ok "kiln push victim (its compressed blob too)" "$KILN" push victim "oci:$T_TMP/victim-oci:v1"
+t_oci_layout_valid "... to a layout that follows the image-spec" "$T_TMP/victim-oci"
 
 printf 'alpha\n' >ctx/a.txt
 printf 'FROM scratch\nCOPY a.txt /a.txt\nADD http://127.0.0.1:%s/slow.txt /slow.txt\n' "$port" \
@@ -125,6 +126,7 @@ t_ok "prune collected what rmi left" test ! -e "$ROOT/blobs/sha256/${victim#sha2
 t_eq "the victim's layer is gone too" "$(count "$ROOT/layers")" "$((layers_before + 1))"
 
 t_ok "the built image exports" "$KILN" push leased "oci:$T_TMP/leased-oci:v1"
+t_oci_layout_valid "... to a layout that follows the image-spec" "$T_TMP/leased-oci"
 t_ok "skopeo reads it" skopeo inspect "oci:$T_TMP/leased-oci:v1"
 t_eq "two layers" "$(jq '.Layers | length' "$T_OUT")" "2"
 t_ok "umoci unpacks it" umoci unpack --rootless --image "$T_TMP/leased-oci:v1" bundle
@@ -138,6 +140,7 @@ t_ok "the content goes with the name" test ! -e "$ROOT/blobs/sha256/${victim#sha
 t_ok "kiln prune with no build running" "$KILN" prune
 t_eq "says nothing" "$(cat "$T_ERR")" ""
 t_ok "the built image still exports" "$KILN" push leased "oci-archive:$T_TMP/leased.tar"
+t_oci_archive_valid "... to an archive that follows the image-spec" "$T_TMP/leased.tar"
 
 kill "$server_pid"
 wait "$server_pid" 2>/dev/null

@@ -95,6 +95,8 @@ for name in c1 c$N twin t20; do
                 t_skip "skopeo reads $name" "skopeo is not installed"
         fi
 done
+t_oci_layout_valid "the layout they went to follows the image-spec" "$T_TMP/out"
 t_ok "prune runs after it all" "$KILN" prune
 t_ok "c1 is still whole after prune" "$KILN" push c1 "oci:$T_TMP/out2:c1"
+t_oci_layout_valid "... and exports to a layout that follows the image-spec" "$T_TMP/out2"
 t_done
