@@ -302,25 +302,20 @@ PY
 }
 
 # _t_oci_rules FILE KIND LABEL...: the rules of tests/oci-check.jq over the documents, in one
-# run of jq (one per document when one of them is not JSON). A file to be checked as two
-# kinds is named twice, the second time with "./" before its last component.
+# run of jq.
 _t_oci_rules()
 {
-        local i files=() out rc
+        local i=0 files=() args=() out
 
         [ $# -gt 0 ] || return 0
-        for ((i = 1; i <= $#; i += 3)); do
-                files+=("${!i}")
+        while [ $# -ge 3 ]; do
+                files+=(--rawfile "doc$i" "$1")
+                args+=("$2" "$3")
+                i=$((i + 1))
+                shift 3
         done
-        out=$(jq -r -f "$T_OCI_JQ" "${files[@]}" --args "$@" 2>&1)
-        rc=$?
-        if [ $rc -ne 0 ] && [ $# -gt 3 ]; then
-                while [ $# -ge 3 ]; do
-                        _t_oci_rules "$1" "$2" "$3"
-                        shift 3
-                done
-        elif [ $rc -ne 0 ]; then
-                printf '%s: jq cannot check it: %s\n' "$3" "$out"
+        if ! out=$(jq -n -r -f "$T_OCI_JQ" "${files[@]}" --args "${args[@]}" 2>&1); then
+                printf '%s: jq cannot check it: %s\n' "${args[1]}" "$out"
         elif [ -n "$out" ]; then
                 printf '%s\n' "$out"
         fi
@@ -369,16 +364,11 @@ _t_oci_add()
 # _t_oci_docs KIND FILE LABEL...
 _t_oci_docs()
 {
-        local kind=$1 file
+        local kind=$1
 
         shift
         while [ $# -ge 2 ]; do
-                file=$1
-                while [ -n "${T_OCI_NAMED[$file]-}" ]; do
-                        file=${file%/*}/./${file##*/}
-                done
-                T_OCI_NAMED[$file]=1
-                T_OCI_DOCS+=("$file" "$kind" "$2")
+                T_OCI_DOCS+=("$1" "$kind" "$2")
                 shift 2
         done
 }
@@ -387,15 +377,17 @@ _t_oci_begin()
 {
         T_OCI_V=()
         T_OCI_DOCS=()
-        declare -gA T_OCI_NAMED=()
 }
 
 _t_oci_end()
 {
         local i strict=()
+        local -A named=()
 
+        # Each file once for the strict parse, whatever kinds it was checked as.
         for ((i = 0; i < ${#T_OCI_DOCS[@]}; i += 3)); do
-                [[ ${T_OCI_DOCS[i]} == */./* ]] || strict+=("${T_OCI_DOCS[i]}" "${T_OCI_DOCS[i + 2]}")
+                [ -n "${named[${T_OCI_DOCS[i]}]-}" ] || strict+=("${T_OCI_DOCS[i]}" "${T_OCI_DOCS[i + 2]}")
+                named[${T_OCI_DOCS[i]}]=1
         done
         if [ "${#strict[@]}" -gt 0 ]; then
                 _t_oci_add "$(_t_json_strict "${strict[@]}")"
@@ -416,7 +408,8 @@ def obj: if type == "object" then . else {} end;
 def row: map(if . == null then "" else tostring end) | join("\u001f");
 def platform: [.architecture, .os, .variant] | map(. // "" | tostring) | join("/");
 def entries: if type == "array" then to_entries[] | select(.value | type == "object") else empty end;
-input_filename as $f | obj
+range(0; $ARGS.positional | length) as $i | $ARGS.positional[$i] as $f
+| $ARGS.named["doc\($i)"] | (try fromjson catch null) | obj
 | if $role == "config" then
     [$f, (.rootfs | obj | .diff_ids | if type == "array" then map(tostring) | join(" ") else "" end),
      platform] | row
@@ -432,16 +425,20 @@ input_filename as $f | obj
      end)
   end'
 
-# _t_oci_read ROLE FILE LABEL...: T_OCI_WALK over the files.
+# _t_oci_read ROLE FILE LABEL...: T_OCI_WALK over the files, each read on its own.
 _t_oci_read()
 {
-        local role=$1 i files=()
+        local role=$1 i=0 files=() names=()
 
         shift
-        for ((i = 1; i < $#; i += 2)); do
-                files+=("${!i}")
+        while [ $# -ge 2 ]; do
+                files+=(--rawfile "doc$i" "$1")
+                names+=("$1")
+                i=$((i + 1))
+                shift 2
         done
-        [ "${#files[@]}" -eq 0 ] || jq -r --arg role "$role" "$T_OCI_WALK" "${files[@]}" 2>/dev/null
+        [ $i -eq 0 ] ||
+                jq -n -r --arg role "$role" "$T_OCI_WALK" "${files[@]}" --args "${names[@]}" 2>/dev/null
 }
 
 # The sha256 of a layer after the decompression that its media type names (or, given "magic",

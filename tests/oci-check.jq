@@ -2,8 +2,12 @@
 # Checks one JSON document of an image against the OCI image-spec (v1.1) or Docker's Image
 # Manifest V2 Schema 2 and image config:
 #
-#     jq -r --arg kind KIND -f tests/oci-check.jq FILE... [--args FILE LABEL...]
-#     jq -r -f tests/oci-check.jq FILE... --args FILE KIND LABEL...
+#     jq -r --arg kind KIND -f tests/oci-check.jq FILE
+#     jq -n -r -f tests/oci-check.jq --rawfile doc0 FILE0 [--rawfile doc1 FILE1]... \
+#             --args KIND0 LABEL0 [KIND1 LABEL1]...
+#
+# The second form checks many documents in one run, each on its own: jq reads the files it is
+# given as one stream, where a document that ends without a newline runs into the next.
 #
 # KIND is one of
 #   oci-layout            the oci-layout file of an image layout
@@ -17,8 +21,8 @@
 #   docker-archive        the manifest.json of a docker-archive (docker save) tarball
 #   docker-repositories   the repositories file of a docker-archive
 #
-# It prints one line per violation, "PATH: RULE" ("LABEL: PATH: RULE" when --args labels the
-# files, for checking many documents in one run), and nothing for a valid document. Unknown
+# It prints one line per violation, "PATH: RULE" (in the second form "LABEL: PATH: RULE"), and
+# nothing for a valid document. Unknown
 # members are allowed everywhere (the spec tells implementations to ignore them); known ones
 # are checked wherever they appear, docker's Healthcheck, OnBuild and Shell included. Besides
 # every MUST, three portability SHOULDs are enforced: manifests and indexes say their
@@ -282,13 +286,11 @@ def check($kind):
     elif $kind == "docker-repositories" then docker_repositories
     else error("oci-check.jq: unknown kind '\($kind)'") end;
 
-# Labels: --args FILE LABEL pairs with --arg kind, else FILE KIND LABEL triples.
-$ARGS.named.kind as $kind
-| $ARGS.positional as $a
-| (if $kind then [range(0; $a | length; 2) as $i | {key: $a[$i], value: [$kind, $a[$i + 1]]}]
-   else [range(0; $a | length; 3) as $i | {key: $a[$i], value: [$a[$i + 1], $a[$i + 2]]}]
-   end | from_entries) as $by_file
-| if $a == [] then check($kind // "")
-  else ($by_file[input_filename] // [$kind // "", input_filename]) as [$k, $name]
-       | check($k) | "\($name): \(.)"
-  end
+if $ARGS.named | has("doc0") then
+  range(0; $ARGS.positional | length / 2) as $i
+  | $ARGS.positional[2 * $i] as $k
+  | $ARGS.positional[2 * $i + 1] as $name
+  | ($ARGS.named["doc\($i)"] | try {doc: fromjson} catch {error: .}) as $r
+  | if $r | has("error") then "\($name): .: is not one JSON document: \($r.error)"
+    else $r.doc | check($k) | "\($name): \(.)" end
+else check($ARGS.named.kind // "") end

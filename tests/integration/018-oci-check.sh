@@ -186,6 +186,12 @@ t_contains "... with the byte" "latin: .: is not UTF-8 (byte 28)" "$T_OUT"
 printf '{"imageLayoutVersion":' >cut.json
 t_fails "a truncated file is reported" 1 t_oci_check oci-layout cut.json cut
 t_contains "... as not JSON" "cut: .: is not one JSON document" "$T_OUT"
+printf 'null' >s1.json
+printf '1' >s2.json
+t_fails "documents without a final newline are checked each on its own" 1 \
+        t_oci_check oci-layout s1.json s1 s2.json s2
+t_contains "... the first" "s1: .: must be an object, not null" "$T_OUT"
+t_contains "... the second" "s2: .: must be an object, not an integer" "$T_OUT"
 t_fails "a missing file is reported" 1 t_oci_check index nothing.json
 t_contains "... as missing" "nothing.json: missing" "$T_OUT"
 
