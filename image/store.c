@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/fs.h>
 
 #include "common/buf.h"
 #include "common/cleanup.h"
@@ -302,6 +305,23 @@ int image_store_lock_gc(struct image_store *s, bool wait, struct kerr **err)
         return gc_lock(s, LOCK_EX, wait, err);
 }
 
+/* Asks ext4 to treat the entries of dirfd as top-level directories: each work dir (and so
+ * each new layer) goes to a block group with room rather than next to its parent. On an
+ * ext4 without a journal, a group in which many inodes were freed in the last minutes is
+ * slow to allocate from (ialloc.c skips each recently deleted inode, one inode table read
+ * at a time): a 20 000-file COPY right after a 20 000-file tree near the store was removed
+ * took 13 s instead of 1.3 s. Other file systems refuse the flag, which changes nothing. */
+static void spread_subdirs(int dirfd)
+{
+        int attr = 0;
+
+        if (ioctl(dirfd, FS_IOC_GETFLAGS, &attr) < 0 || (attr & FS_TOPDIR_FL))
+                return;
+        attr |= FS_TOPDIR_FL;
+        if (ioctl(dirfd, FS_IOC_SETFLAGS, &attr) < 0)
+                klog_debug("store: tmp/ keeps its inode allocation flags: %s", strerror(errno));
+}
+
 struct image_store *image_store_open(const char *root, unsigned flags, struct kerr **err)
 {
         _cleanup_free_ char *def = NULL;
@@ -344,6 +364,7 @@ struct image_store *image_store_open(const char *root, unsigned flags, struct ke
         s->tmp_fd = open_subdir(s->root_fd, "tmp", err);
         if (s->tmp_fd < 0)
                 goto fail_wrap;
+        spread_subdirs(s->tmp_fd);
         sweep(s->tmp_fd, owner_by_prefix, "", false);
         sweep(s->root_fd, owner_by_prefix, "images.json.tmp-", false);
         return s;

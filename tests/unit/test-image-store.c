@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/fs.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -85,6 +88,26 @@ TEST(store_layout)
         CHECK(fstat(image_store_root_fd(s), &st) == 0 && S_ISDIR(st.st_mode));
         CHECK(fcntl(image_store_root_fd(s), F_GETFD) & FD_CLOEXEC);
         CHECK_STREQ(image_store_root(s), root);
+        drop_store(s);
+}
+
+TEST(store_tmp_spreads_work_dirs)
+{
+        struct image_store *s = fresh_store();
+        char p[128];
+        int attr = 0;
+
+        snprintf(p, sizeof(p), "%s/tmp", root);
+        int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(fd >= 0);
+        if (ioctl(fd, FS_IOC_GETFLAGS, &attr) < 0) {
+                close(fd);
+                drop_store(s);
+                SKIP("this file system has no inode flags");
+        }
+        CASE("tmp/ has the top-directory flag, so work dirs go where there is room");
+        CHECK(attr & FS_TOPDIR_FL);
+        close(fd);
         drop_store(s);
 }
 
