@@ -30,7 +30,8 @@ const char *image_layer_media_type(enum image_compression c, bool docker)
                 return docker ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
                               : "application/vnd.oci.image.layer.v1.tar+gzip";
         case IMAGE_COMPRESSION_ZSTD:
-                /* docker has no zstd type; podman writes the OCI one in docker manifests. */
+                /* Docker's schema 2 has no zstd type, so exports refuse docker manifests with
+                 * zstd layers (as buildah does); a zstd blob is only ever named the OCI way. */
                 return "application/vnd.oci.image.layer.v1.tar+zstd";
         }
         return NULL;
