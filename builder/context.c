@@ -183,43 +183,19 @@ int builder_context_open_file(const struct builder_context *c, const char *path,
         return fd;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int builder_context_readdir(const struct builder_context *c, const char *path, char ***ret_names,
                             size_t *ret_n, struct kerr **err)
 {
-        int fd = ctx_open(c, path, O_RDONLY | O_DIRECTORY, err);
-        char **names = kcalloc(1, sizeof(*names));
+        _cleanup_close_ int fd = builder_context_open_dir(c, path, err);
+        struct builder_dirent *ents = NULL;
         size_t n = 0;
-        struct dirent *de;
-        DIR *d;
 
-        if (fd == -ENOENT || fd == -ENOTDIR) {
-                free(names);
-                return kerr_set(err, -fd, KERR_NOTFOUND, "read directory '%s'", path);
-        }
-        if (fd < 0) {
-                free(names);
-                return kerr_wrap(err, "read directory '%s'", path);
-        }
-        d = fdopendir(fd);
-        if (!d) {
-                kfs_close(fd);
-                free(names);
-                return kerr_set(err, errno, KERR_IO, "read directory '%s'", path);
-        }
-        while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                names = kreallocarray(names, n + 2, sizeof(*names));
-                names[n++] = kstrdup(de->d_name);
-                names[n] = NULL;
-        }
-        closedir(d);
-        qsort(names, n, sizeof(*names), cmp_str);
+        if (fd < 0 || builder_context_list(c, fd, path, &ents, &n, err) < 0)
+                return -1;
+        char **names = kcalloc(n + 1, sizeof(*names));
+        for (size_t i = 0; i < n; i++)
+                names[i] = TAKE_PTR(ents[i].name);
+        builder_dirents_free(ents, n);
         *ret_names = names;
         *ret_n = n;
         return 0;

@@ -515,18 +515,29 @@ int builder_rootfs_open(struct builder_rootfs *r, const char *path, struct kerr 
         return rr;
 }
 
+/* The entry name of d as the view shows it, for opening it: 0 with *st, *ret_layer and
+ * *ret_path (its path, for messages; caller frees), or -1 with KERR_NOTFOUND. */
+static int entry_for(struct builder_rootfs_dir *d, const char *name, const char *what,
+                     struct stat *st, size_t *ret_layer, char **ret_path, struct kerr **err)
+{
+        int rr = entry_stat(d, name, d->hi, st, ret_layer, err);
+
+        if (rr == -1)
+                return -1;
+        *ret_path = child_path(d, name);
+        if (rr < 0)
+                return kerr_set(err, -rr, KERR_NOTFOUND, "%s '%s'", what, *ret_path);
+        return 0;
+}
+
 int builder_rootfs_dir_open_file(struct builder_rootfs_dir *d, const char *name, struct kerr **err)
 {
         _cleanup_free_ char *p = NULL;
         struct stat st;
         size_t layer;
-        int rr = entry_stat(d, name, d->hi, &st, &layer, err);
 
-        if (rr == -1)
+        if (entry_for(d, name, "open", &st, &layer, &p, err) < 0)
                 return -1;
-        p = child_path(d, name);
-        if (rr < 0)
-                return kerr_set(err, -rr, KERR_NOTFOUND, "open '%s'", p);
         return open_entry(d, name, layer, &st, p, err);
 }
 
@@ -536,13 +547,11 @@ int builder_rootfs_dir_readlink(struct builder_rootfs_dir *d, const char *name, 
         _cleanup_free_ char *p = NULL;
         struct stat st;
         size_t layer;
-        int rr = entry_stat(d, name, d->hi, &st, &layer, err);
 
-        if (rr == -1)
+        if (entry_for(d, name, "read link", &st, &layer, &p, err) < 0)
                 return -1;
-        p = child_path(d, name);
-        if (rr < 0 || !S_ISLNK(st.st_mode))
-                return kerr_set(err, rr < 0 ? -rr : EINVAL, KERR_NOTFOUND, "read link '%s'", p);
+        if (!S_ISLNK(st.st_mode))
+                return kerr_set(err, EINVAL, KERR_NOTFOUND, "read link '%s': not a symlink", p);
         return readlink_at(d->fds[layer], name, p, ret, err);
 }
 
