@@ -812,3 +812,32 @@ t_docker_archive_valid()
 {
         _t_oci_assert "$1" t_docker_archive_check "$2"
 }
+
+# t_base_image busybox|debian [NAME]: builds that base image (testdata/base/) into the
+# store at $KILN_ROOT as NAME (default: the base's name). The Debian rootfs tarball is made
+# once per machine and kept in the base cache (see testdata/base/debian.sh), so only the
+# first test to need it reads the mirror. Returns 0, or 1 with T_SKIP_REASON set when the
+# Debian mirror cannot be reached (the caller reports a skip); bails out on other failures.
+t_base_image()
+{
+        local base=$1 name=${2:-$1} rc
+
+        T_SKIP_REASON=
+        case $base in
+        busybox) bash "$KILN_SRCDIR/testdata/base/busybox.sh" "$KILN" "$name" \
+                >"$T_TMP/base.out" 2>"$T_TMP/base.err" ;;
+        debian) bash "$KILN_SRCDIR/testdata/base/debian.sh" "$KILN" "$name" \
+                >"$T_TMP/base.out" 2>"$T_TMP/base.err" ;;
+        *) t_bail "t_base_image: unknown base '$base'" ;;
+        esac
+        rc=$?
+        if [ $rc -eq 75 ]; then
+                T_SKIP_REASON=$(tail -1 "$T_TMP/base.err")
+                return 1
+        fi
+        [ $rc -eq 0 ] || {
+                t_diag_file "base image stderr" "$T_TMP/base.err"
+                t_bail "building the $base base image failed"
+        }
+        return 0
+}
