@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct kerr;
 
-/* The sandbox module: user namespaces, mounts, seccomp, capabilities and networking. So
- * far it puts a non-root kiln into a user namespace and reports libseccomp's version. */
+/* The sandbox module: user namespaces, mounts, seccomp, capabilities and networking. It
+ * puts a non-root kiln into a user namespace and runs processes in containers. */
 
 /* Writes the running libseccomp's version ("2.5.4") into buf. */
 void sandbox_seccomp_version(char *buf, size_t size);
@@ -35,3 +37,115 @@ struct sandbox_userns {
 int sandbox_userns_enter(struct sandbox_userns *ret, struct kerr **err);
 /* Frees what sandbox_userns_enter() put in ns; NULL is fine. */
 void sandbox_userns_release(struct sandbox_userns *ns);
+
+/* ======================================================================================
+ * Running a process in a container (run.c and its helpers)
+ *
+ * One call runs one process tree: RUN steps of a build and, later, kiln run. The caller
+ * (already uid 0, as root or in kiln's user namespace) passes the layer stack and a fresh
+ * upper dir; the sandbox mounts them as overlayfs in new mount, PID, IPC and UTS namespaces
+ * (and a network namespace with only loopback for SANDBOX_NET_NONE), sets up /proc, /dev,
+ * /sys, the /etc files below, pivots into it, drops to docker's default capabilities (plus
+ * cap_add, minus cap_drop), sets no_new_privs, installs the seccomp filter, switches to the
+ * user, closes every fd above 2 and execs. The process is PID 1 of its namespace, so when
+ * it exits everything it started dies with it. Nothing is left mounted on the host side.
+ * ====================================================================================== */
+
+/* How the number of processes of a run is capped (see sandbox_result). */
+enum sandbox_pids_limit {
+        SANDBOX_PIDS_NONE = 0,  /* not at all: as root without a pids cgroup to use */
+        SANDBOX_PIDS_CGROUP_V1, /* a pids cgroup of the run's own, v1 hierarchy */
+        SANDBOX_PIDS_CGROUP_V2, /* the same in the unified hierarchy (pids delegated) */
+        SANDBOX_PIDS_RLIMIT,    /* RLIMIT_NPROC, which counts per user in a user namespace */
+};
+
+/* podman's default pids limit. */
+#define SANDBOX_PIDS_MAX_DEFAULT 2048
+
+enum sandbox_net {
+        SANDBOX_NET_HOST = 0, /* the host's network namespace */
+        SANDBOX_NET_NONE,     /* a new one with only lo, up */
+};
+
+enum sandbox_mount_type {
+        SANDBOX_MOUNT_BIND = 0, /* source: a host path (file or directory) */
+        SANDBOX_MOUNT_TMPFS,    /* source unused */
+};
+
+/* An extra mount inside the container (RUN --mount, kiln run -v/--tmpfs). target is an
+ * absolute path in the container; a missing target is created as a directory (or an empty
+ * file when source is a file) and removed again after the run when the sandbox made it,
+ * so mount points never end up in the upper dir. */
+struct sandbox_mount {
+        enum sandbox_mount_type type;
+        const char *source;
+        const char *target;
+        bool readonly;
+        mode_t mode; /* tmpfs mode, and the mode of a created target file; 0: defaults */
+        uid_t uid;   /* owner of a tmpfs root; 0 by default */
+        gid_t gid;
+        size_t size; /* tmpfs size in bytes; 0: the kernel's default */
+};
+
+struct sandbox_spec {
+        /* The root file system: layer dirs in overlay format, bottom first, and an empty
+         * upper dir with an empty work dir beside it on the same file system (both under
+         * the store's tmp/). With no lower dirs the upper dir alone is the root. */
+        const char *const *lowers;
+        size_t n_lowers;
+        const char *upper;
+        const char *work;
+        bool read_only; /* mount the root read-only (kiln run --read-only) */
+
+        /* The process. argv[0] is looked up in PATH from env when it has no '/'. */
+        const char *const *argv;
+        const char *const *env; /* "K=V"; NULL-terminated */
+        const char *cwd;        /* absolute; created (owned by the user) when missing */
+        const char *user;       /* "user[:group]" by name or number, resolved in the
+                                 * container's /etc/passwd and /etc/group with supplementary
+                                 * groups; NULL or "" is root */
+        const char *hostname;   /* NULL: a generated one, never the host's */
+
+        enum sandbox_net net;
+        unsigned long pids_max;     /* at most this many processes; 0: the default */
+        const char *const *cap_add; /* "CAP_NET_ADMIN" or "NET_ADMIN", "ALL"; NULL-terminated */
+        const char *const *cap_drop;
+        const char *seccomp; /* NULL: the default profile; "unconfined"; or a path to a
+                              * profile in docker's JSON format */
+        const struct sandbox_mount *mounts;
+        size_t n_mounts;
+
+        /* The container's /etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted
+         * from files the sandbox writes in this directory (under the store's tmp/): the
+         * host's resolv.conf and hosts (host network) or loopback-only ones (none). */
+        const char *etc_dir;
+
+        /* Standard streams of the process: any fds of the caller (0-2 included), or -1
+         * for /dev/null. The process writes to them directly, so output streams. */
+        int stdin_fd, stdout_fd, stderr_fd;
+};
+
+/* The outcome of a run: exited (status 0..255) or killed by a signal. */
+struct sandbox_result {
+        bool signaled;
+        int status; /* exit status, or the signal number when signaled */
+        /* How pids_max was enforced; SANDBOX_PIDS_NONE is worth a warning (kiln run). */
+        enum sandbox_pids_limit pids_limit;
+};
+
+/* Runs spec to completion. 0 with *ret set when the process ran (whatever its status);
+ * < 0 with *err when the sandbox could not be set up or the command could not be started,
+ * naming what failed: KERR_NOTFOUND for a command not found ("executable file 'x' not found
+ * in $PATH") or a USER or group the image does not have; KERR_INVALID (errnum EACCES,
+ * ENOEXEC) for a command that cannot be executed, and for a bad spec or capability name;
+ * KERR_UNSUPPORTED when the kernel refuses what is needed (an overlay stack too deep for
+ * its mount options: flatten it). Host paths may be relative; etc_dir is created when
+ * missing and its three files rewritten. env gets HOME from the image's passwd when it has
+ * none, and PATH lookups fall back to docker's default PATH.
+ *
+ * While it runs, SIGINT, SIGTERM and SIGHUP to kiln kill the whole container (and then
+ * this returns an error with errnum EINTR); the caller's signal mask and dispositions are
+ * restored afterwards. The container dies with the calling thread, and its setup runs
+ * libc code between clone and exec as after fork: call it when no other thread can hold
+ * a libc lock (kiln runs its steps from one thread). */
+int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret, struct kerr **err);
