@@ -33,6 +33,7 @@ typedef int (*image_sink_fn)(void *ctx, const void *p, size_t n, struct kerr **e
  * root/layers/<hex>/layer.json diff_id, parent chain id, tar size, compressed blobs known
  * root/images.json             names -> image IDs (config digests) and manifests
  * root/tmp/<pid>-<rand>/       work dirs; a dead pid's are swept by image_store_open
+ * root/cache/, root/statcache/ the step cache and the stat cache of build contexts (below)
  * root/lock                    flock'ed around every read-modify-write of images.json
  * root/gc.lock                 the lease: flock'ed shared by every process that writes or
  *                              reads content (build, pull, push), exclusive by the GC, so
@@ -181,12 +182,88 @@ int image_index_untag(struct image_store *s, const char *name, struct kerr **err
  * store opened with IMAGE_STORE_LEASE cannot take it (KERR_INVALID). */
 int image_store_lock_gc(struct image_store *s, bool wait, struct kerr **err);
 /* Removes an image record (by id) and garbage-collects the blobs and layers it used that no
- * other image uses; the collection is skipped (left for prune) unless the GC lock is held
- * or free at once. */
+ * other image uses, nor a step cache entry that leads to another image; the collection is
+ * skipped (left for prune) unless the GC lock is held or free at once. */
 int image_index_remove(struct image_store *s, const char *id, struct kerr **err);
-/* Removes untagged images, and blobs and layers that no image uses; takes the GC lock
- * (waiting for leases to end) unless held. */
+/* Removes untagged images, the step cache entries that lead to no remaining image, the
+ * blobs and layers that neither an image nor a remaining cache entry uses, and the stat
+ * caches of contexts that no longer exist; takes the GC lock (waiting for leases to end)
+ * unless held. */
 int image_store_prune(struct image_store *s, struct kerr **err);
+
+/* ---- the step cache (cache.c) ----
+ *
+ * root/cache/<aa>/<62 hex>         an entry, named by its key (a sha256 the builder computes
+ *                                  from a step's inputs): what the step produced
+ * root/cache/<aa>/<62 hex>.inputs  named by a partial key: the inputs the latest build of
+ *                                  that step saw, so that a miss can say what changed
+ *
+ * A step's entry holds the config the step left (its rootfs.diff_ids give the layer stack) and
+ * the key of the step it built on; a build's entry holds the image id it committed. The GC
+ * keeps the entries that lead to an image still in the index (the steps of its build and of
+ * the stages it copied from) with their layers, and removes the others. */
+
+struct image_cache_entry {
+        char parent[KDIGEST_STRLEN];  /* the key of the step this one built on; "" for none */
+        char partial[KDIGEST_STRLEN]; /* the partial key whose .inputs describe it; "" */
+        char image[KDIGEST_STRLEN];   /* a build's entry: the image id; "" for a step */
+        char *config;                 /* a step's entry: the config it left (JSON); NULL */
+        size_t config_len;
+        char **deps; /* keys of other stages' last steps the step read (COPY --from) */
+        size_t n_deps;
+};
+
+void image_cache_entry_release(struct image_cache_entry *e);
+
+/* Stores e under key, replacing an entry of that key; written to tmp/, synced and renamed,
+ * so a reader sees the old entry or the new one whole. */
+int image_cache_put(struct image_store *s, const char *key, const struct image_cache_entry *e,
+                    struct kerr **err);
+/* Reads the entry of key into *ret (release it). A miss is KERR_NOTFOUND: no entry, an
+ * unreadable one, or one whose content is gone (a layer of its config; the image's config
+ * blob or one of its layers), so that a pruned entry is rebuilt, never an error. */
+int image_cache_get(struct image_store *s, const char *key, struct image_cache_entry *ret,
+                    struct kerr **err);
+/* Records the inputs (text, one per line) that gave key, under partial. Not synced: they
+ * only serve messages, and a torn file reads as absent. */
+int image_cache_put_inputs(struct image_store *s, const char *partial, const char *key,
+                           const char *inputs, size_t len, struct kerr **err);
+/* The inputs last recorded under partial, and the key they gave (either may be NULL; without
+ * inputs only the key is read). KERR_NOTFOUND when there are none. */
+int image_cache_get_inputs(struct image_store *s, const char *partial, struct kbuf *inputs,
+                           char ret_key[KDIGEST_STRLEN], struct kerr **err);
+/* True when inputs were recorded under partial: some build ran that step on that parent. */
+bool image_cache_has_inputs(struct image_store *s, const char *partial);
+
+/* ---- the stat cache of build contexts (statcache.c) ----
+ *
+ * root/statcache/<hex>   one table per context directory (hex: sha256 of its absolute
+ *                        path), mapping (st_dev, st_ino, size, mtime, ctime) to the sha256 of
+ *                        the file's content. A file that changed in any of these is hashed
+ *                        again; ctime catches a rewrite whose mtime was put back. */
+
+struct image_statcache;
+struct stat;
+struct timespec;
+
+/* Loads the table of the context at path (absolute); a missing or damaged table is an empty
+ * one. Fails only on I/O errors of the store itself. */
+struct image_statcache *image_statcache_open(struct image_store *s, const char *path,
+                                             struct kerr **err);
+void image_statcache_free(struct image_statcache *c);
+/* The content digest recorded for the file st describes, when its device, inode, size,
+ * mtime and ctime all match: true and ret filled; false otherwise. */
+bool image_statcache_get(struct image_statcache *c, const struct stat *st,
+                         char ret[KDIGEST_STRLEN]);
+/* Records digest for st, the file's state both before and after it was read; the reading
+ * began at read_start (CLOCK_REALTIME). A file whose ctime is within a tick of the file
+ * system's clock of read_start is not recorded, since a change in that same tick would
+ * leave every field as it was: 100 ms, or 2 s for stamps of whole seconds. */
+void image_statcache_put(struct image_statcache *c, const struct stat *st,
+                         const struct timespec *read_start, const char *digest);
+/* Writes the table back when it changed, merged with what other builds wrote meanwhile;
+ * entries nobody used for 30 days are dropped. */
+int image_statcache_save(struct image_statcache *c, struct kerr **err);
 
 /* ---- inspection (inspect.c) ---- */
 

@@ -493,16 +493,28 @@ static void image_uses(struct image_store *s, const struct image_record *r, stru
 }
 
 /* Removes the candidates (or, when candidates are NULL, everything in blobs/ and layers/)
- * that no image in ix uses. Called with the lock held. */
+ * that no image in ix uses, nor a step cache entry that leads to one of them (with
+ * prune_cache, the other entries go). Called with the lock held. */
 static int collect(struct image_store *s, struct index *ix, const struct dset *cand_blobs,
-                   const struct dset *cand_layers, struct kerr **err)
+                   const struct dset *cand_layers, bool prune_cache, struct kerr **err)
 {
         struct dset keep_blobs = {0}, keep_layers = {0}, all_blobs = {0}, all_layers = {0};
         const struct dset *cb = cand_blobs, *cl = cand_layers;
+        char **ids = kcalloc(ix->n + 1, sizeof(*ids)), **cached = NULL;
+        size_t n_cached = 0;
         int r = 0;
 
-        for (size_t i = 0; i < ix->n; i++)
+        for (size_t i = 0; i < ix->n; i++) {
                 image_uses(s, &ix->v[i], &keep_blobs, &keep_layers);
+                ids[i] = ix->v[i].id;
+        }
+        r = image_cache_keep_locked(s, ids, ix->n, prune_cache, &cached, &n_cached, err);
+        free(ids);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_cached; i++)
+                dset_add(&keep_layers, cached[i]);
+        image_free_names(cached, n_cached);
         if (!cb || !cl) {
                 int dirs[2] = {s->blobs_fd, s->layers_fd};
                 struct dset *sets[2] = {&all_blobs, &all_layers};
@@ -578,7 +590,7 @@ int image_index_remove(struct image_store *s, const char *id, struct kerr **err)
         index_delete(&ix, r);
         ret = index_save(s, &ix, err);
         if (ret == 0 && gc)
-                ret = collect(s, &ix, &blobs, &layers, err);
+                ret = collect(s, &ix, &blobs, &layers, false, err);
         dset_release(&blobs);
         dset_release(&layers);
         if (ret < 0)
@@ -604,7 +616,8 @@ int image_store_prune(struct image_store *s, struct kerr **err)
                         index_delete(&ix, &ix.v[i]);
         if (ix.n != before && index_save(s, &ix, err) < 0)
                 return -1;
-        if (collect(s, &ix, NULL, NULL, err) < 0)
+        if (collect(s, &ix, NULL, NULL, true, err) < 0)
                 return kerr_wrap(err, "prune");
+        image_statcache_prune(s);
         return 0;
 }

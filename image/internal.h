@@ -15,6 +15,8 @@ struct image_store {
         int tmp_fd;    /* tmp */
         int gc_fd;     /* root/gc.lock, flock'ed shared (a lease) or exclusive; -1: neither */
         bool gc_exclusive;
+        int cache_fd;     /* cache, opened (and created) on first use; -1 until then */
+        int statcache_fd; /* statcache, likewise */
 };
 
 /* flock(LOCK_EX) on root/lock; returns the lock fd (close it to unlock) or -1. The lock is
@@ -31,6 +33,23 @@ void image_tmp_name_for(char *buf, size_t size, const char *final);
  * what a killed export left beside its destination. final NULL matches any blob name (64
  * hex digits). Nothing else is touched; failures are only logged. */
 void image_sweep_tmp_files_at(int dirfd, const char *final);
+/* The fd of the store's subdirectory name ("cache", "statcache") in *slot, made and opened
+ * on first use. */
+int image_store_subdir(struct image_store *s, const char *name, int *slot, struct kerr **err);
+/* Writes data to a new file in tmp/ (synced when sync), then renames it to name in dirfd:
+ * readers see the old file or the whole new one. dir names dirfd in errors. */
+int image_store_put_file(struct image_store *s, int dirfd, const char *dir, const char *name,
+                         const void *data, size_t len, bool sync, struct kerr **err);
+
+/* ---- the step cache (cache.c) and the stat cache (statcache.c) ---- */
+
+/* The chain ids that the cache entries leading to one of the images ids use. With remove,
+ * the other entries (and the .inputs no kept entry names) are deleted. Called with the
+ * lock held. *ret_layers is NULL-terminated (free with image_free_names). */
+int image_cache_keep_locked(struct image_store *s, char *const *ids, size_t n, bool remove,
+                            char ***ret_layers, size_t *ret_n, struct kerr **err);
+/* Removes the stat cache tables whose context directory no longer exists. */
+void image_statcache_prune(struct image_store *s);
 
 /* ---- layers (layer.c) ---- */
 

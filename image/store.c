@@ -341,6 +341,7 @@ struct image_store *image_store_open(const char *root, unsigned flags, struct ke
         }
         s = kcalloc(1, sizeof(*s));
         s->root_fd = s->blobs_fd = s->layers_fd = s->tmp_fd = s->gc_fd = -1;
+        s->cache_fd = s->statcache_fd = -1;
         s->root = realpath(root, NULL);
         if (!s->root) {
                 kerr_set(err, errno, KERR_IO, "open store '%s'", root);
@@ -384,6 +385,8 @@ void image_store_free(struct image_store *s)
         kfs_close(s->layers_fd);
         kfs_close(s->tmp_fd);
         kfs_close(s->gc_fd);
+        kfs_close(s->cache_fd);
+        kfs_close(s->statcache_fd);
         free(s->root);
         free(s);
 }
@@ -415,6 +418,51 @@ int image_store_mkdtemp(struct image_store *s, char **ret_path, struct kerr **er
                 abort();
         *ret_path = path;
         return 0;
+}
+
+int image_store_subdir(struct image_store *s, const char *name, int *slot, struct kerr **err)
+{
+        if (*slot >= 0)
+                return *slot;
+        *slot = open_subdir(s->root_fd, name, err);
+        if (*slot < 0)
+                return kerr_wrap(err, "store '%s'", s->root);
+        return *slot;
+}
+
+int image_store_put_file(struct image_store *s, int dirfd, const char *dir, const char *name,
+                         const void *data, size_t len, bool sync, struct kerr **err)
+{
+        char tmp[64];
+        _cleanup_close_ int fd = -1;
+
+        for (int tries = 0;; tries++) {
+                image_store_tmp_name(tmp, sizeof(tmp), ".file");
+                fd = openat(s->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            0644);
+                if (fd >= 0)
+                        break;
+                if (errno != EEXIST || tries > 100)
+                        return kerr_set(err, errno, KERR_IO, "create a file in '%s/tmp'", s->root);
+        }
+        if (kfs_write_all(fd, data, len) < 0) {
+                kerr_set(err, errno, KERR_IO, "write '%s/tmp/%s'", s->root, tmp);
+                goto fail;
+        }
+        if (sync && fsync(fd) < 0) {
+                kerr_set(err, errno, KERR_IO, "sync '%s/tmp/%s'", s->root, tmp);
+                goto fail;
+        }
+        if (renameat(s->tmp_fd, tmp, dirfd, name) < 0) {
+                kerr_set(err, errno, KERR_IO, "store '%s/%s/%s'", s->root, dir, name);
+                goto fail;
+        }
+        if (sync && fsync(dirfd) < 0)
+                return kerr_set(err, errno, KERR_IO, "sync '%s/%s'", s->root, dir);
+        return 0;
+fail:
+        unlinkat(s->tmp_fd, tmp, 0);
+        return -1;
 }
 
 int image_store_lock(struct image_store *s, struct kerr **err)
