@@ -1232,6 +1232,162 @@ static int copy_item(struct copier *c, const struct item *it, const char *dres, 
         return copy_file(c, it->path, &it->st, target, err);
 }
 
+static void copier_init_source(struct copier *c)
+{
+        const struct builder_copy_src *src = c->src;
+
+        c->what = src->name ? src->name : src->context ? "the build context" : "the source image";
+        if (src->context) {
+                c->lookup = builder_context_lookup;
+                c->root = src->context;
+        } else {
+                c->lookup = builder_rootfs_lookup;
+                c->root = src->rootfs;
+        }
+}
+
+/* The sources of the copy, expanded and filtered, in order. */
+static int select_items(struct copier *c, struct item **ret, size_t *ret_n, struct kerr **err)
+{
+        struct item *items = NULL;
+        size_t n_items = 0;
+
+        for (size_t i = 0; i < c->o->n_srcs; i++) {
+                size_t before = n_items;
+                if (expand_source(c, c->o->srcs[i], &items, &n_items, err) < 0) {
+                        items_free(items, n_items);
+                        return -1;
+                }
+                /* --exclude also filters what the sources themselves match. */
+                for (size_t k = before; k < n_items;) {
+                        if (excluded(c, items[k].literal) ||
+                            excluded(c, base_name(items[k].literal))) {
+                                free(items[k].literal);
+                                free(items[k].path);
+                                free(items[k].rel);
+                                memmove(&items[k], &items[k + 1],
+                                        (n_items - k - 1) * sizeof(*items));
+                                n_items--;
+                                continue;
+                        }
+                        k++;
+                }
+        }
+        *ret = items;
+        *ret_n = n_items;
+        return 0;
+}
+
+/* ---- scanning the sources (for the step cache) ---- */
+
+static int scan_entry(struct copier *c, const struct sref *s, const char *item,
+                      const struct stat *st, builder_copy_scan_fn fn, void *ctx, struct kerr **err)
+{
+        _cleanup_free_ char *target = NULL;
+        struct builder_copy_entry e = {.path = s->path, .item = item, .st = st};
+
+        if (S_ISLNK(st->st_mode)) {
+                if (sref_readlink(c, s, &target, err) < 0)
+                        return -1;
+                e.target = target;
+        }
+        return fn(ctx, &e, err);
+}
+
+/* What copy_dir_contents reads of sd, with its filters and in its order. */
+static int scan_dir(struct copier *c, const struct sdir *sd, const char *rel,
+                    builder_copy_scan_fn fn, void *ctx, struct kerr **err)
+{
+        struct builder_dirent *ents = NULL;
+        size_t n = 0;
+        int rc = -1;
+
+        if (sdir_list(c, sd, &ents, &n, err) < 0)
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                const struct builder_dirent *e = &ents[i];
+                _cleanup_free_ char *cs = builder_path_join(sd->path, e->name);
+                _cleanup_free_ char *cr = builder_path_join(rel, e->name);
+                struct sref s = {sd, e->name, cs};
+                struct sdir child;
+                int r;
+
+                if (excluded(c, cr))
+                        continue;
+                if (ignored(c, cs) && !(S_ISDIR(e->st.st_mode) &&
+                                        builder_context_ignore_has_exceptions(c->src->context)))
+                        continue;
+                if (e->mount_root) {
+                        kerr_set(err, EXDEV, KERR_INVALID,
+                                 "copy '%s': another file system is mounted there in the build "
+                                 "context",
+                                 cs);
+                        goto out;
+                }
+                if (S_ISSOCK(e->st.st_mode))
+                        continue; /* the copy skips them too */
+                if (scan_entry(c, &s, NULL, &e->st, fn, ctx, err) < 0)
+                        goto out;
+                if (!S_ISDIR(e->st.st_mode))
+                        continue;
+                if (sdir_child(c, sd, e->name, &child, err) < 0)
+                        goto out;
+                r = scan_dir(c, &child, cr, fn, ctx, err);
+                sdir_release(&child);
+                if (r < 0)
+                        goto out;
+        }
+        rc = 0;
+out:
+        builder_dirents_free(ents, n);
+        return rc;
+}
+
+int builder_copy_scan(const struct builder_copy_src *src, const struct builder_copy_opts *o,
+                      builder_copy_scan_fn fn, void *ctx, struct kerr **err)
+{
+        struct copier c = {.src = src, .o = o};
+        _cleanup_(parser_ignore_freep) struct parser_ignore *ex = NULL;
+        struct item *items = NULL;
+        size_t n_items = 0;
+        int rc = -1;
+
+        if ((!src->context) == (!src->rootfs) && o->n_srcs)
+                return kerr_set(err, 0, KERR_INTERNAL, "copy: exactly one source is needed");
+        copier_init_source(&c);
+        if (o->n_excludes) {
+                ex = parser_ignore_new(o->excludes, o->n_excludes, err);
+                if (!ex)
+                        return kerr_wrap(err, "--exclude");
+                c.excludes = ex;
+        }
+        if (select_items(&c, &items, &n_items, err) < 0)
+                return -1;
+        for (size_t i = 0; i < n_items; i++) {
+                const struct item *it = &items[i];
+                struct sref s = {NULL, NULL, it->path};
+                struct sdir sd;
+                int r;
+
+                if (scan_entry(&c, &s, it->literal, &it->st, fn, ctx, err) < 0)
+                        goto out;
+                if (!S_ISDIR(it->st.st_mode))
+                        continue;
+                if (sdir_open(&c, it->path, &sd, err) < 0) {
+                        sdir_release(&sd);
+                        goto out;
+                }
+                r = scan_dir(&c, &sd, "/", fn, ctx, err);
+                sdir_release(&sd);
+                if (r < 0)
+                        goto out;
+        }
+        rc = 0;
+out:
+        items_free(items, n_items);
+        return rc;
+}
+
 int builder_copy(struct builder_rootfs *dst, const struct builder_copy_src *src,
                  const struct builder_copy_opts *o, struct kerr **err)
 {
@@ -1255,14 +1411,7 @@ int builder_copy(struct builder_rootfs *dst, const struct builder_copy_src *src,
                                 o->add ? "ADD" : "COPY");
         if (builder_rootfs_upper_fd(dst) < 0)
                 return kerr_set(err, EROFS, KERR_INTERNAL, "copy into a read-only view");
-        c.what = src->name ? src->name : src->context ? "the build context" : "the source image";
-        if (src->context) {
-                c.lookup = builder_context_lookup;
-                c.root = src->context;
-        } else {
-                c.lookup = builder_rootfs_lookup;
-                c.root = src->rootfs;
-        }
+        copier_init_source(&c);
         if (o->chmod && parse_chmod(o->chmod, &c.mode, err) < 0)
                 return -1;
         c.chmod = o->chmod != NULL;
@@ -1275,26 +1424,8 @@ int builder_copy(struct builder_rootfs *dst, const struct builder_copy_src *src,
                         return kerr_wrap(err, "--exclude");
                 c.excludes = ex;
         }
-
-        for (size_t i = 0; i < o->n_srcs; i++) {
-                size_t before = n_items;
-                if (expand_source(&c, o->srcs[i], &items, &n_items, err) < 0)
-                        goto out;
-                /* --exclude also filters what the sources themselves match. */
-                for (size_t k = before; k < n_items;) {
-                        if (excluded(&c, items[k].literal) ||
-                            excluded(&c, base_name(items[k].literal))) {
-                                free(items[k].literal);
-                                free(items[k].path);
-                                free(items[k].rel);
-                                memmove(&items[k], &items[k + 1],
-                                        (n_items - k - 1) * sizeof(*items));
-                                n_items--;
-                                continue;
-                        }
-                        k++;
-                }
-        }
+        if (select_items(&c, &items, &n_items, err) < 0)
+                goto out;
 
         dabs = builder_path_join(o->workdir ? o->workdir : "/", o->dest);
         into_dir = dest_is_dir_syntax(o->dest) || o->parents;

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "builder/builder.h"
+#include "common/buf.h"
 #include "common/cleanup.h"
 
 struct kbuf;
@@ -236,6 +237,24 @@ struct builder_copy_opts {
 int builder_copy(struct builder_rootfs *dst, const struct builder_copy_src *src,
                  const struct builder_copy_opts *o, struct kerr **err);
 
+/* An entry of the sources of a COPY/ADD, as builder_copy would read it. */
+struct builder_copy_entry {
+        const char *path;   /* resolved, "/a/b" */
+        const char *item;   /* a source itself: its path as matched ("/link"); NULL below it */
+        const char *target; /* a symlink's target */
+        const struct stat *st;
+};
+
+typedef int (*builder_copy_scan_fn)(void *ctx, const struct builder_copy_entry *e,
+                                    struct kerr **err);
+
+/* Calls fn for each entry builder_copy would read from src for o: the same globs, ignore
+ * file, --exclude and --parents, the same errors for missing sources; each source first,
+ * then what lies below it, depth first in name order. Reads directories and symlinks only,
+ * never the contents of a file. */
+int builder_copy_scan(const struct builder_copy_src *src, const struct builder_copy_opts *o,
+                      builder_copy_scan_fn fn, void *ctx, struct kerr **err);
+
 /* Resolves "user[:group]" through dst's /etc/passwd and /etc/group as docker does:
  * numbers pass through, a numeric user without a group keeps its number as gid, a named
  * one gets its primary group. */
@@ -245,6 +264,84 @@ int builder_resolve_chown(struct builder_rootfs *dst, const char *spec, uid_t *r
 /* Go's filepath.Match for one path component set: '*' and '?' never match '/'. Returns
  * 1 on a match, 0 on none, -1 for a malformed pattern. */
 int builder_glob_match(const char *pattern, const char *name);
+
+/* ======================================================================================
+ * Step cache keys (cache.c)
+ *
+ * A step's key is the sha256 of its partial key and its inputs. The partial key covers the
+ * key of the step before it and the instruction as written; the inputs are lines
+ * "WHAT\tNAME\tVALUE" (tabs, newlines and backslashes escaped) naming everything else the
+ * step's result depends on: its words after expansion, the build args and environment of a
+ * RUN, and for COPY/ADD from the context each source as matched and each file below it,
+ * sorted by path, with its type, mode and content digest or link target. Times are not
+ * inputs (docker and buildah do the same), so a touched file that did not change hits.
+ * The inputs are kept with the cache so that a miss can name what changed.
+ * ====================================================================================== */
+
+struct image_statcache;
+
+struct builder_key_file {
+        char *path;
+        struct stat st;
+        char *target;                /* a symlink's */
+        char *link;                  /* a hard link: the path the copy links it to */
+        char digest[KDIGEST_STRLEN]; /* a regular file's content; "" until known */
+        bool cacheable;              /* hashed, and unchanged while it was read */
+        struct timespec read_start;  /* when its reading began */
+};
+
+struct builder_key {
+        char partial[KDIGEST_STRLEN];
+        struct kbuf lines; /* the inputs but files, in order */
+        size_t n_values;
+        struct builder_key_file *files;
+        size_t n_files;
+};
+
+/* Starts the key of a step built on parent (a key; NULL or "" for none) for the instruction
+ * text as written. */
+int builder_key_begin(struct builder_key *k, const char *parent, const char *text,
+                      struct kerr **err);
+void builder_key_release(struct builder_key *k);
+/* Adds the input line what, name, value. */
+void builder_key_add(struct builder_key *k, const char *what, const char *name, const char *value);
+/* Adds a word of the instruction after expansion (numbered in order). */
+void builder_key_add_value(struct builder_key *k, const char *value);
+/* RUN: the build args in effect ("K=V", sorted by name here, as docker passes them all to
+ * the command) and the environment of the config ("K=V", in order). */
+void builder_key_add_run(struct builder_key *k, const char *const *args, size_t n_args,
+                         const char *const *env, size_t n_env);
+/* Adds the sources of a COPY/ADD from a context (builder_copy_scan): a line per source,
+ * a file per entry below it. Regular files' digests are left to builder_key_hash. */
+int builder_key_scan(struct builder_key *k, const struct builder_copy_src *src,
+                     const struct builder_copy_opts *o, struct kerr **err);
+/* Fills the digests the stat cache knows (sc NULL: none); returns how many are left. */
+size_t builder_key_known(struct builder_key *k, struct image_statcache *sc);
+
+/* Hashes the files whose digest is still unknown, on threads of their own. */
+struct builder_hash_job;
+
+/* Starts hashing on n_threads threads (0: one per CPU, at most 4); the files are opened in
+ * ctx by their path, which never leaves it. k must not change until the job is finished. */
+int builder_hash_start(struct builder_key *k, const struct builder_context *ctx, unsigned n_threads,
+                       struct builder_hash_job **ret, struct kerr **err);
+/* Waits for the job and frees it; on success every digest is known and the ones that can be
+ * trusted later are recorded in sc (may be NULL). */
+int builder_hash_finish(struct builder_hash_job *j, struct image_statcache *sc, struct kerr **err);
+
+/* Sorts the files and computes the key; *ret_inputs (may be NULL) is the text of the
+ * inputs (caller frees). Fails when a regular file's digest is unknown. */
+int builder_key_finish(struct builder_key *k, char ret_key[KDIGEST_STRLEN], char **ret_inputs,
+                       struct kerr **err);
+
+/* The key of FROM: the base ("scratch", "image ID" or "stage KEY"), FROM --platform as
+ * expanded ("" when not given) and the build's --timestamp (-1: none). */
+int builder_key_from(const char *base, const char *platform, long long timestamp,
+                     char ret[KDIGEST_STRLEN], struct kerr **err);
+
+/* What changed between two input texts, for a message: "src/main.c changed", "build arg
+ * 'V' changed", at most three of them; "" when nothing did. Caller frees. */
+char *builder_key_diff(const char *old_inputs, const char *new_inputs);
 
 /* ======================================================================================
  * Stage executor (build.c)

@@ -59,8 +59,11 @@ char *builder_path_join(const char *dir, const char *path)
 {
         struct kbuf b = KBUF_INIT;
 
-        if (path[0] != '/')
-                kbuf_printf(&b, "%s/", dir ? dir : "/");
+        /* No printf: this runs for every entry a COPY or a cache key walks. */
+        if (path[0] != '/') {
+                kbuf_puts(&b, dir ? dir : "/");
+                kbuf_putc(&b, '/');
+        }
         kbuf_puts(&b, path);
         _cleanup_free_ char *s = kbuf_detach(&b);
         return builder_path_clean(s);
