@@ -82,7 +82,8 @@ static const char *vars_get(const struct strv *vars, const char *name)
 
 struct stage_result {
         struct image_config *cfg;
-        struct strv chain; /* chain ids, bottom first */
+        struct strv chain;        /* chain ids, bottom first */
+        char key[KDIGEST_STRLEN]; /* the step cache key of the last step */
         bool built;
 };
 
@@ -98,6 +99,10 @@ struct build {
         char *created;
         char arch[sizeof(((struct utsname *)0)->machine)];
         size_t stage_no, n_needed;
+        bool cache_read;                   /* steps are looked up in the step cache */
+        bool cache_write;                  /* steps are keyed and recorded */
+        struct image_statcache *statcache; /* of the build context, once a COPY needs it */
+        struct builder_key *rec;           /* expansions are recorded here when set */
 };
 
 static void progress(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -223,12 +228,18 @@ static void stage_env(const struct strv *args, const struct image_config *cfg, s
                 strv_push(out, cfg->env[i]);
 }
 
+/* Expansions are the words of an instruction as it runs, so a step that is being keyed
+ * records each result as an input. */
 static int expand(const struct build *b, const struct strv *env, const char *word, char **ret,
                   struct kerr **err)
 {
         struct parser_env pe = {(const char *const *)env->v, env->n};
 
-        return parser_expand_word(word, b->f->escape, &pe, ret, err);
+        if (parser_expand_word(word, b->f->escape, &pe, ret, err) < 0)
+                return -1;
+        if (b->rec)
+                builder_key_add_value(b->rec, *ret);
+        return 0;
 }
 
 static int expand_words(const struct build *b, const struct strv *env, const char *s,
@@ -241,6 +252,8 @@ static int expand_words(const struct build *b, const struct strv *env, const cha
         if (parser_expand_words(s, b->f->escape, &pe, &v, &n, err) < 0)
                 return -1;
         for (size_t i = 0; i < n; i++) {
+                if (b->rec)
+                        builder_key_add_value(b->rec, v[i]);
                 strv_push(out, v[i]);
                 free(v[i]);
         }
@@ -399,11 +412,14 @@ static int load_image(struct build *b, const char *id, struct stage_result *res,
         return 0;
 }
 
+/* Loads the base into res; *ret_ident (may be NULL) names it for the step cache:
+ * "scratch", "image <id>" or "stage <its last key>". */
 static int resolve_base(struct build *b, size_t idx, const char *base, struct stage_result *res,
-                        struct kerr **err)
+                        char **ret_ident, struct kerr **err)
 {
         char id[KDIGEST_STRLEN];
         long dep = stage_ref(b, idx, base);
+        struct kbuf ident = KBUF_INIT;
 
         if (dep >= 0) {
                 const struct stage_result *from = &b->results[dep];
@@ -411,21 +427,27 @@ static int resolve_base(struct build *b, size_t idx, const char *base, struct st
                 res->cfg = image_config_dup(from->cfg);
                 for (size_t i = 0; i < from->chain.n; i++)
                         strv_push(&res->chain, from->chain.v[i]);
-                return 0;
-        }
-        if (strcmp(base, "scratch") == 0) {
+                kbuf_printf(&ident, "stage %s", from->key);
+        } else if (strcmp(base, "scratch") == 0) {
                 /* docker (both builders) and buildah give scratch the default PATH. */
                 res->cfg = image_config_new();
                 image_config_set_env(res->cfg, "PATH", DEFAULT_PATH);
-                return 0;
+                kbuf_puts(&ident, "scratch");
+        } else {
+                if (image_is_transport(base)) {
+                        if (image_import(b->s, base, id, err) < 0)
+                                return kerr_wrap(err, "import '%s'", base);
+                } else if (image_index_resolve(b->s, base, id, err) < 0) {
+                        return -1;
+                }
+                if (load_image(b, id, res, err) < 0)
+                        return -1;
+                kbuf_printf(&ident, "image %s", id);
         }
-        if (image_is_transport(base)) {
-                if (image_import(b->s, base, id, err) < 0)
-                        return kerr_wrap(err, "import '%s'", base);
-        } else if (image_index_resolve(b->s, base, id, err) < 0) {
-                return -1;
-        }
-        return load_image(b, id, res, err);
+        if (ret_ident)
+                *ret_ident = kbuf_detach(&ident);
+        kbuf_release(&ident);
+        return 0;
 }
 
 /* ---- layers ---- */
@@ -652,7 +674,199 @@ struct stage_run {
         struct stage_result *res;
         struct strv args; /* the stage's declared ARGs that have a value */
         bool cmd_set;     /* CMD was given in this stage */
+        /* The step being keyed (when the cache is on): its key once computed, its inputs,
+         * the stages it read (COPY --from), and whether the step before it was new to the
+         * cache (for the message that explains a miss). */
+        bool keyed;
+        struct builder_key key;
+        char step_key[KDIGEST_STRLEN];
+        char *inputs;
+        struct strv deps;
+        bool last_new;
 };
+
+/* ---- the step cache ----
+ *
+ * A step is keyed (step_begin) before it runs, so that the words it expands are recorded as
+ * they are expanded; step_probe computes the key and, when the cache has it, replaces the
+ * stage's config and layers with the entry's; otherwise the step runs, and step_end stores
+ * what it left. */
+
+static void step_reset(struct stage_run *sr)
+{
+        sr->b->rec = NULL;
+        if (!sr->keyed)
+                return;
+        builder_key_release(&sr->key);
+        free(sr->inputs);
+        sr->inputs = NULL;
+        strv_release(&sr->deps);
+        sr->step_key[0] = '\0';
+        sr->keyed = false;
+}
+
+static int step_begin(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
+{
+        step_reset(sr);
+        if (!sr->b->cache_write)
+                return 0;
+        if (builder_key_begin(&sr->key, sr->res->key, in->original, err) < 0)
+                return -1;
+        sr->keyed = true;
+        sr->b->rec = &sr->key;
+        return 0;
+}
+
+/* At --log-level debug, why the step missed. */
+static void explain_miss(struct stage_run *sr, const struct parser_instr *in, const char *why)
+{
+        struct build *b = sr->b;
+        struct kbuf old = KBUF_INIT;
+        _cleanup_free_ char *diff = NULL;
+        char old_key[KDIGEST_STRLEN];
+
+        if (!klog_enabled(KLOG_DEBUG))
+                return;
+        if (!why) {
+                if (image_cache_get_inputs(b->s, sr->key.partial, &old, old_key, NULL) < 0)
+                        why = sr->last_new ? "a step before it changed"
+                                           : "no build ran this instruction after the same steps";
+                else if (strcmp(old_key, sr->step_key) == 0 ||
+                         !*(diff = builder_key_diff(old.data ? old.data : "", sr->inputs)))
+                        why = "its cached result is gone";
+                else
+                        why = diff;
+        }
+        klog_debug("step cache: %s: %s", in->original, why);
+        kbuf_release(&old);
+}
+
+/* The config and layers of a cache entry become the stage's. */
+static int apply_entry(struct stage_run *sr, const struct image_cache_entry *e, struct kerr **err)
+{
+        struct image_config *cfg = image_config_parse(e->config, e->config_len, "cache entry", err);
+        struct strv chain = {0};
+        char parent[KDIGEST_STRLEN] = "";
+
+        if (!cfg)
+                return -1;
+        for (size_t i = 0; i < cfg->n_diff_ids; i++) {
+                char c[KDIGEST_STRLEN];
+
+                if (image_chain_id(parent, cfg->diff_ids[i], c, err) < 0) {
+                        image_config_free(cfg);
+                        strv_release(&chain);
+                        return -1;
+                }
+                strv_push(&chain, c);
+                memcpy(parent, c, sizeof(parent));
+        }
+        image_config_free(sr->res->cfg);
+        sr->res->cfg = cfg;
+        strv_release(&sr->res->chain);
+        sr->res->chain = chain;
+        return 0;
+}
+
+/* A miss is explained against the inputs of the latest build of the step, hit or miss: a
+ * hit of an entry other than the one the inputs describe records its own (a read of one
+ * line per hit, a write only when a build goes back to an older state). */
+static int note_inputs(struct stage_run *sr, struct kerr **err)
+{
+        char last[KDIGEST_STRLEN];
+
+        if (image_cache_get_inputs(sr->b->s, sr->key.partial, NULL, last, NULL) == 0 &&
+            strcmp(last, sr->step_key) == 0)
+                return 0;
+        if (image_cache_put_inputs(sr->b->s, sr->key.partial, sr->step_key, sr->inputs,
+                                   strlen(sr->inputs), err) < 0)
+                return kerr_wrap(err, "step cache");
+        return 0;
+}
+
+/* Computes the key of the step begun; with lookup, looks it up: 1 when the entry was
+ * applied (a hit), 0 when the step must run. */
+static int step_key(struct stage_run *sr, const struct parser_instr *in, bool lookup,
+                    struct kerr **err)
+{
+        struct build *b = sr->b;
+        struct image_cache_entry e;
+        struct kerr *miss = NULL;
+
+        b->rec = NULL;
+        if (!sr->keyed)
+                return 0;
+        if (builder_key_finish(&sr->key, sr->step_key, &sr->inputs, err) < 0)
+                return -1;
+        if (!lookup) {
+                sr->last_new = true;
+                explain_miss(sr, in, b->cache_read ? NULL : "--no-cache");
+                return 0;
+        }
+        if (image_cache_get(b->s, sr->step_key, &e, &miss) < 0) {
+                if (miss->code != KERR_NOTFOUND) {
+                        if (err) {
+                                kerr_free(*err);
+                                *err = miss;
+                        } else {
+                                kerr_free(miss);
+                        }
+                        return kerr_wrap(err, "step cache");
+                }
+                kerr_free(miss);
+                explain_miss(sr, in, NULL);
+                sr->last_new = true;
+                return 0;
+        }
+        if (apply_entry(sr, &e, err) < 0) {
+                image_cache_entry_release(&e);
+                return -1;
+        }
+        image_cache_entry_release(&e);
+        progress(b, "--> Using cache %s", sr->step_key + 7);
+        if (note_inputs(sr, err) < 0)
+                return -1;
+        memcpy(sr->res->key, sr->step_key, KDIGEST_STRLEN);
+        sr->last_new = false;
+        step_reset(sr);
+        return 1;
+}
+
+static int step_probe(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
+{
+        return step_key(sr, in, sr->b->cache_read, err);
+}
+
+/* After the step ran: its result goes into the cache under its key, which the next step
+ * builds on. */
+static int step_end(struct stage_run *sr, struct kerr **err)
+{
+        struct build *b = sr->b;
+        struct image_cache_entry e = {0};
+        struct kbuf cfg = KBUF_INIT;
+        int r;
+
+        if (!sr->keyed)
+                return 0;
+        if (image_config_serialize(sr->res->cfg, &cfg, err) < 0)
+                return -1;
+        memcpy(e.parent, sr->res->key, KDIGEST_STRLEN);
+        memcpy(e.partial, sr->key.partial, KDIGEST_STRLEN);
+        e.config = cfg.data;
+        e.config_len = cfg.len;
+        e.deps = sr->deps.v;
+        e.n_deps = sr->deps.n;
+        r = image_cache_put(b->s, sr->step_key, &e, err);
+        kbuf_release(&cfg);
+        if (r == 0)
+                r = image_cache_put_inputs(b->s, sr->key.partial, sr->step_key, sr->inputs,
+                                           strlen(sr->inputs), err);
+        if (r < 0)
+                return kerr_wrap(err, "step cache");
+        memcpy(sr->res->key, sr->step_key, KDIGEST_STRLEN);
+        step_reset(sr);
+        return 0;
+}
 
 static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,
                       struct kerr **err);
@@ -754,8 +968,13 @@ static int run_config(struct stage_run *sr, const struct parser_instr *in, const
                 /* docker keeps an absolute WORKDIR as written ("/a/../b", "/c/") and joins a
                  * relative one to the current one with path.Join, which cleans. */
                 replace_str(&cfg->working_dir, val[0] == '/' ? val : dir);
+                r = step_probe(sr, in, err);
+                if (r != 0)
+                        return r < 0 ? r : 0;
                 /* WORKDIR makes a layer only when it creates the directory. */
-                return stage_workdir_create(sr, dir, err);
+                if (stage_workdir_create(sr, dir, err) < 0)
+                        return -1;
+                return step_end(sr, err);
         }
         case PARSER_EXPOSE:
                 for (size_t i = 0; i < in->n_args && r == 0; i++) {
@@ -818,6 +1037,62 @@ static int run_config(struct stage_run *sr, const struct parser_instr *in, const
         return r;
 }
 
+/* Runs the command of a RUN step. The sandbox goes here: sandbox_run() over the stage's
+ * layer dirs (sr->res->chain) with a fresh upper dir, which is then committed as COPY's is
+ * (commit_layer); the step's key and cache entry are step_run's. */
+static int run_exec(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
+{
+        (void)sr;
+        (void)in;
+        return kerr_set(err, 0, KERR_UNSUPPORTED,
+                        "RUN needs the build sandbox, which this kiln does not have yet; "
+                        "only Containerfiles without RUN can be built");
+}
+
+/* RUN is keyed on its text (flags and --mount included), its heredoc bodies, and, as docker
+ * keys it, every build arg in effect and the config's environment. Build options that
+ * change how commands run (--network, --cap-add, --security-opt, ...) are inputs too:
+ * builder_key_add(&sr->key, "option", NAME, VALUE) each, once they exist. */
+static int run_step(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
+{
+        const struct image_config *cfg = sr->res->cfg;
+        int r = step_begin(sr, in, err);
+
+        if (r < 0)
+                return r;
+        if (sr->keyed) {
+                sr->b->rec = NULL;
+                for (size_t i = 0; i < in->n_heredocs; i++)
+                        builder_key_add(&sr->key, "heredoc", in->heredocs[i].name,
+                                        in->heredocs[i].content);
+                builder_key_add_run(&sr->key, (const char *const *)sr->args.v, sr->args.n,
+                                    (const char *const *)cfg->env, cfg->n_env);
+        }
+        r = step_probe(sr, in, err);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (run_exec(sr, in, err) < 0)
+                return -1;
+        return step_end(sr, err);
+}
+
+/* A config instruction runs (it costs nothing) and is then looked up: a hit replaces the
+ * config with the cached one, whose history keeps the times of the build that made it. */
+static int config_step(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,
+                       struct kerr **err)
+{
+        int r = step_begin(sr, in, err);
+
+        if (r == 0)
+                r = run_config(sr, in, env, err);
+        if (r < 0 || in->kind == PARSER_WORKDIR)
+                return r;
+        r = step_probe(sr, in, err);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return step_end(sr, err);
+}
+
 static int run_instr(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
 {
         struct build *b = sr->b;
@@ -827,6 +1102,8 @@ static int run_instr(struct stage_run *sr, const struct parser_instr *in, struct
         stage_env(&sr->args, sr->res->cfg, &env);
         switch (in->kind) {
         case PARSER_ARG:
+                /* Not a step of its own: what it sets reaches the keys of the steps that
+                 * expand it, and of every RUN. */
                 r = run_arg(sr, in, &env, err);
                 break;
         case PARSER_COPY:
@@ -834,15 +1111,14 @@ static int run_instr(struct stage_run *sr, const struct parser_instr *in, struct
                 r = stage_copy(sr, in, &env, err);
                 break;
         case PARSER_RUN:
-                r = kerr_set(err, 0, KERR_UNSUPPORTED,
-                             "RUN needs the build sandbox, which this kiln does not have yet; "
-                             "only Containerfiles without RUN can be built");
+                r = run_step(sr, in, err);
                 break;
         default:
-                r = run_config(sr, in, &env, err);
+                r = config_step(sr, in, &env, err);
                 break;
         }
         strv_release(&env);
+        step_reset(sr);
         if (r < 0)
                 return instr_fail(b, in, err);
         return 0;
@@ -887,9 +1163,9 @@ static int run_triggers(struct stage_run *sr, struct kerr **err)
 }
 
 /* FROM --platform=OS/ARCH[/VARIANT]: a base image must be of that platform; scratch takes
- * it on. */
+ * it on. *ret_platform is the flag as expanded ("" without one; caller frees). */
 static int check_platform(struct build *b, const struct parser_stage *st, struct stage_result *res,
-                          struct kerr **err)
+                          char **ret_platform, struct kerr **err)
 {
         const struct parser_flag *fl = parser_instr_flag(st->from, "platform");
         _cleanup_free_ char *want = NULL;
@@ -897,6 +1173,7 @@ static int check_platform(struct build *b, const struct parser_stage *st, struct
         char *os, *arch, *variant;
         int r;
 
+        *ret_platform = kstrdup("");
         if (!fl || !fl->value)
                 return 0;
         stage_env(&b->platform, NULL, &env);
@@ -906,6 +1183,8 @@ static int check_platform(struct build *b, const struct parser_stage *st, struct
         strv_release(&env);
         if (r < 0)
                 return -1;
+        free(*ret_platform);
+        *ret_platform = kstrdup(want);
         os = want;
         arch = strchr(os, '/');
         if (!arch || !arch[1] || arch == os)
@@ -939,7 +1218,7 @@ static int run_stage(struct build *b, size_t idx, struct kerr **err)
         const struct parser_stage *st = &b->f->stages[idx];
         struct stage_result *res = &b->results[idx];
         struct stage_run sr = {.b = b, .idx = idx, .res = res};
-        _cleanup_free_ char *base = NULL;
+        _cleanup_free_ char *base = NULL, *ident = NULL, *platform = NULL;
         struct kbuf prefix = KBUF_INIT;
         size_t n_steps = st->n_instrs + 1;
         int r = 0;
@@ -950,11 +1229,13 @@ static int run_stage(struct build *b, size_t idx, struct kerr **err)
         else
                 kbuf_puts(&prefix, "");
         progress(b, "%sSTEP 1/%zu: %s", prefix.data, n_steps, st->from->original);
-        if (stage_base(b, st, &base, err) < 0 || resolve_base(b, idx, base, res, err) < 0) {
+        if (stage_base(b, st, &base, err) < 0 || resolve_base(b, idx, base, res, &ident, err) < 0) {
                 kbuf_release(&prefix);
                 return instr_fail(b, st->from, err);
         }
-        if (check_platform(b, st, res, err) < 0) {
+        if (check_platform(b, st, res, &platform, err) < 0 ||
+            (b->cache_write &&
+             builder_key_from(ident, platform, (long long)b->o->timestamp, res->key, err) < 0)) {
                 kbuf_release(&prefix);
                 return instr_fail(b, st->from, err);
         }
@@ -977,12 +1258,51 @@ static int run_stage(struct build *b, size_t idx, struct kerr **err)
 
 /* ---- the image ---- */
 
+static int name_image(struct build *b, const char *id, struct kerr **err)
+{
+        if (image_index_add(b->s, id, b->o->tags, b->o->n_tags, err) < 0)
+                return -1;
+        if (!b->o->format && !b->o->n_annotations)
+                return 0;
+        return image_index_set_build_info(b->s, id, b->o->format, b->o->annotations,
+                                          b->o->n_annotations, err);
+}
+
+/* The key of the commit: the target's last step and what commit adds to its config. Its
+ * entry names the image, so a build whose every step hit gives the same image id again,
+ * created time included (as buildah tags the cached image of the last step). */
+static int commit_key(struct build *b, const struct stage_result *res, char ret[KDIGEST_STRLEN],
+                      struct kerr **err)
+{
+        struct builder_key k;
+        int r = builder_key_begin(&k, res->key, "COMMIT", err);
+
+        if (r < 0)
+                return r;
+        builder_key_add(&k, "platform", "", b->arch);
+        for (size_t i = 0; i < b->o->n_labels; i++)
+                builder_key_add(&k, "label", "", b->o->labels[i]);
+        r = builder_key_finish(&k, ret, NULL, err);
+        builder_key_release(&k);
+        return r;
+}
+
 static int commit_image(struct build *b, struct stage_result *res, char ret_id[KDIGEST_STRLEN],
                         struct kerr **err)
 {
         struct image_config *cfg = res->cfg;
         struct kbuf data = KBUF_INIT;
+        struct image_cache_entry e = {0};
+        char ckey[KDIGEST_STRLEN] = "";
         int r;
+
+        if (b->cache_write && commit_key(b, res, ckey, err) < 0)
+                return -1;
+        if (ckey[0] && b->cache_read && image_cache_get(b->s, ckey, &e, NULL) == 0) {
+                memcpy(ret_id, e.image, KDIGEST_STRLEN);
+                image_cache_entry_release(&e);
+                return name_image(b, ret_id, err);
+        }
 
         replace_str(&cfg->created, b->created);
         /* A base's platform (or FROM --platform's) stays; scratch gets the host's. */
@@ -1003,12 +1323,13 @@ static int commit_image(struct build *b, struct stage_result *res, char ret_id[K
         kbuf_release(&data);
         if (r < 0)
                 return r;
-        if (image_index_add(b->s, ret_id, b->o->tags, b->o->n_tags, err) < 0)
-                return -1;
-        if (!b->o->format && !b->o->n_annotations)
-                return 0;
-        return image_index_set_build_info(b->s, ret_id, b->o->format, b->o->annotations,
-                                          b->o->n_annotations, err);
+        if (ckey[0]) {
+                memcpy(e.parent, res->key, KDIGEST_STRLEN);
+                memcpy(e.image, ret_id, KDIGEST_STRLEN);
+                if (image_cache_put(b->s, ckey, &e, err) < 0)
+                        return kerr_wrap(err, "step cache");
+        }
+        return name_image(b, ret_id, err);
 }
 
 int builder_build(struct image_store *s, const struct builder_opts *o, char ret_id[KDIGEST_STRLEN],
@@ -1029,6 +1350,8 @@ int builder_build(struct image_store *s, const struct builder_opts *o, char ret_
         if (!b.f)
                 return -1;
         b.created = format_time(o->timestamp);
+        b.cache_write = !o->no_layers;
+        b.cache_read = !o->no_layers && !o->no_cache;
         init_platform(&b);
         if (parse_build_args(&b, err) < 0 || eval_meta_args(&b, err) < 0 ||
             find_target(&b, &target, err) < 0)
@@ -1055,6 +1378,15 @@ out:
         for (size_t i = 0; b.results && i < b.f->n_stages; i++)
                 result_release(&b.results[i]);
         free(b.results);
+        if (b.statcache) {
+                struct kerr *e = NULL;
+
+                /* It only saves work: a build that could not save it still built. */
+                if (image_statcache_save(b.statcache, &e) < 0)
+                        klog_debug("%s", e->msg);
+                kerr_free(e);
+                image_statcache_free(b.statcache);
+        }
         builder_context_free(b.ctx);
         strv_release(&b.build_args);
         strv_release(&b.meta);
@@ -1261,7 +1593,7 @@ static struct builder_rootfs *from_view(struct stage_run *sr, const char *ref,
 
         if (dep >= 0)
                 return open_view(b, &b->results[dep].chain, -1, err);
-        if (resolve_base(b, sr->idx, ref, tmp, err) < 0) {
+        if (resolve_base(b, sr->idx, ref, tmp, NULL, err) < 0) {
                 kerr_wrap(err, "--from='%s'", ref);
                 return NULL;
         }
@@ -1394,6 +1726,66 @@ fail:
         return -1;
 }
 
+/* The stat cache of the build context, opened on first use; NULL when the context's path
+ * cannot be known (then every file is hashed). */
+static struct image_statcache *context_statcache(struct build *b, struct kerr **err)
+{
+        _cleanup_free_ char *path = NULL;
+
+        if (b->statcache)
+                return b->statcache;
+        path = realpath(b->o->context_dir ? b->o->context_dir : ".", NULL);
+        if (!path)
+                return NULL;
+        b->statcache = image_statcache_open(b->s, path, err);
+        return b->statcache;
+}
+
+/* Keys a COPY/ADD on its sources and looks it up (step_probe's answer). The files of a
+ * context that the stat cache does not know are hashed first; when the cache cannot have the
+ * step anyway (--no-cache, or no build ever ran this instruction after these steps), they are
+ * hashed on other cores while the copy runs, and *ret_job is that work, for the caller to
+ * finish before it computes the key. */
+static int key_sources(struct stage_run *sr, const struct parser_instr *in,
+                       const struct builder_copy_src *src, const struct builder_copy_opts *opts,
+                       bool downloaded, struct builder_hash_job **ret_job, struct kerr **err)
+{
+        struct build *b = sr->b;
+        struct image_statcache *sc = NULL;
+        struct builder_hash_job *job = NULL;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        bool background;
+        size_t left;
+
+        *ret_job = NULL;
+        if (src->context) {
+                if (builder_key_scan(&sr->key, src, opts, err) < 0)
+                        return -1;
+                if (!downloaded && sr->key.n_files) {
+                        sc = context_statcache(b, err);
+                        if (!sc && err && *err)
+                                return -1;
+                }
+                /* --no-cache trusts nothing it remembered, the stat cache included. */
+                left = builder_key_known(&sr->key, b->cache_read ? sc : NULL);
+                if (left) {
+                        background =
+                                !b->cache_read || !image_cache_has_inputs(b->s, sr->key.partial);
+                        if (builder_hash_start(&sr->key, src->context,
+                                               background ? (cpus > 2 ? (unsigned)cpus - 1 : 1) : 0,
+                                               &job, err) < 0)
+                                return -1;
+                        if (background) {
+                                *ret_job = job;
+                                return 0;
+                        }
+                        if (builder_hash_finish(job, sc, err) < 0)
+                                return -1;
+                }
+        }
+        return step_probe(sr, in, err);
+}
+
 static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,
                       struct kerr **err)
 {
@@ -1408,13 +1800,17 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
         _cleanup_free_ char *by = NULL;
         struct builder_rootfs *from_rootfs = NULL;
         struct builder_context *url_ctx = NULL;
+        struct builder_hash_job *job = NULL;
         char *url_dir = NULL;
         size_t n_docs = 0, n_urls = 0;
+        bool probed = false; /* the key is known and was looked up */
         int r = -1;
 
         if (in->n_args < 2)
                 return kerr_set(err, 0, KERR_INVALID, "%s requires at least two arguments",
                                 parser_kind_name(in->kind));
+        if (step_begin(sr, in, err) < 0)
+                return -1;
         if (expand(b, env, in->args[in->n_args - 1], &dest, err) < 0)
                 goto out;
         docs = kcalloc(in->n_heredocs + 1, sizeof(*docs));
@@ -1497,6 +1893,21 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
                 r = kerr_set(err, 0, KERR_INVALID, "--checksum is only for ADD of a URL");
                 goto out;
         }
+        if (sr->keyed) {
+                b->rec = NULL;
+                for (size_t i = 0; i < n_docs; i++)
+                        builder_key_add(&sr->key, "heredoc", docs[i].name, docs[i].data);
+        }
+        if (sr->keyed && n_urls && flag_value(in, "checksum")) {
+                /* The checksum names what will be downloaded: a hit needs no download. */
+                r = step_probe(sr, in, err);
+                if (r != 0) {
+                        r = r < 0 ? r : 0;
+                        goto out;
+                }
+                probed = true;
+                r = -1;
+        }
         if (n_urls) {
                 if (fetch_urls(b, &srcs, flag_value(in, "checksum"), &url_dir, err) < 0)
                         goto out;
@@ -1510,6 +1921,16 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
                         goto out;
                 ca.src.rootfs = from_rootfs;
                 ca.src.name = from;
+                if (sr->keyed) {
+                        /* What is copied is a function of the source's layers. */
+                        long dep = stage_ref(b, sr->idx, from);
+                        const struct strv *chain = dep >= 0 ? &b->results[dep].chain : &tmp.chain;
+
+                        builder_key_add(&sr->key, "from", from,
+                                        chain->n ? chain->v[chain->n - 1] : "");
+                        if (dep >= 0)
+                                strv_push(&sr->deps, b->results[dep].key);
+                }
         } else if (url_ctx) {
                 ca.src.context = url_ctx;
                 ca.src.name = "the downloaded files";
@@ -1538,8 +1959,28 @@ static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const
         ca.opts.link = flag_value(in, "link") && strcmp(flag_value(in, "link"), "false");
         ca.opts.mtime_clamp = b->o->timestamp;
         by = nop_created_by(in);
+        if (sr->keyed && !probed) {
+                r = key_sources(sr, in, &ca.src, &ca.opts, url_ctx != NULL, &job, err);
+                if (r != 0) {
+                        r = r < 0 ? r : 0;
+                        goto out;
+                }
+        }
         r = layer_step(sr, copy_fn, &ca, by, err);
+        if (job) {
+                int h = builder_hash_finish(job, url_ctx ? NULL : b->statcache, r < 0 ? NULL : err);
+
+                job = NULL;
+                if (r == 0 && h < 0)
+                        r = -1;
+                if (r == 0)
+                        r = step_key(sr, in, false, err);
+        }
+        if (r == 0)
+                r = step_end(sr, err);
 out:
+        if (job)
+                builder_hash_finish(job, NULL, NULL);
         builder_context_free(url_ctx);
         if (url_dir)
                 image_store_rmtree(url_dir, NULL);

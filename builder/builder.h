@@ -40,6 +40,8 @@ struct builder_opts {
         size_t n_labels;
         const char *ignorefile; /* --ignorefile; NULL: .containerignore, then .dockerignore */
         int64_t timestamp;      /* --timestamp / SOURCE_DATE_EPOCH; -1 when not given */
+        bool no_cache;          /* --no-cache: look nothing up in the step cache, still fill it */
+        bool no_layers;         /* --layers=false: neither look up nor fill the step cache */
         builder_progress_fn progress;
         void *progress_ctx;
 };

@@ -9,6 +9,7 @@
 #include "builder/builder.h"
 #include "cmd/cmd.h"
 #include "common/buf.h"
+#include "common/cleanup.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "image/image.h"
@@ -45,6 +46,30 @@ static int parse_timestamp(const char *s, int64_t *ret)
         return 0;
 }
 
+/* A boolean flag's value as Go's strconv.ParseBool reads it (podman's flags are Go's); a
+ * flag given without one is true. */
+static int parse_bool(const char *s, bool *ret)
+{
+        static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
+        static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+
+        if (!s) {
+                *ret = true;
+                return 0;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+                if (strcmp(s, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+                if (strcmp(s, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        return -1;
+}
+
 int cmd_build(int argc, char **argv)
 {
         enum {
@@ -55,7 +80,9 @@ int cmd_build(int argc, char **argv)
                 OPT_LABEL,
                 OPT_IIDFILE,
                 OPT_IGNOREFILE,
-                OPT_TIMESTAMP
+                OPT_TIMESTAMP,
+                OPT_LAYERS,
+                OPT_NO_CACHE
         };
         static const struct option opts[] = {
                 {"file", required_argument, NULL, 'f'},
@@ -68,6 +95,8 @@ int cmd_build(int argc, char **argv)
                 {"iidfile", required_argument, NULL, OPT_IIDFILE},
                 {"ignorefile", required_argument, NULL, OPT_IGNOREFILE},
                 {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
+                {"layers", optional_argument, NULL, OPT_LAYERS},
+                {"no-cache", optional_argument, NULL, OPT_NO_CACHE},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -75,7 +104,7 @@ int cmd_build(int argc, char **argv)
         struct list tags = {0}, args = {0}, labels = {0}, annots = {0};
         struct builder_opts o = {.timestamp = -1};
         const char *iidfile = NULL, *sde = getenv("SOURCE_DATE_EPOCH");
-        bool quiet = false;
+        bool quiet = false, layers = true;
         struct kerr *err = NULL;
         struct image_store *s = NULL;
         char id[KDIGEST_STRLEN];
@@ -129,6 +158,16 @@ int cmd_build(int argc, char **argv)
                                                        "number of seconds",
                                                        optarg);
                         break;
+                case OPT_LAYERS:
+                        if (parse_bool(optarg, &layers) < 0)
+                                return cmd_usage_error(
+                                        "build", "--layers '%s' is not true or false", optarg);
+                        break;
+                case OPT_NO_CACHE:
+                        if (parse_bool(optarg, &o.no_cache) < 0)
+                                return cmd_usage_error(
+                                        "build", "--no-cache '%s' is not true or false", optarg);
+                        break;
                 case 'q':
                         quiet = true;
                         break;
@@ -151,6 +190,7 @@ int cmd_build(int argc, char **argv)
         o.n_annotations = annots.n;
         o.labels = labels.v;
         o.n_labels = labels.n;
+        o.no_layers = !layers;
         if (!quiet)
                 o.progress = print_progress;
 

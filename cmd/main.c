@@ -45,6 +45,10 @@ static const struct kiln_cmd commands[] = {
                          "      --ignorefile FILE    use FILE instead of .containerignore\n"
                          "      --timestamp SECONDS  set every time in the image (also\n"
                          "                           SOURCE_DATE_EPOCH) for reproducible digests\n"
+                         "      --layers[=BOOL]      use and fill the step cache (default true);\n"
+                         "                           --layers=false neither reads nor writes it\n"
+                         "      --no-cache           look nothing up in the step cache; what is\n"
+                         "                           built is still recorded for later builds\n"
                          "  -q, --quiet              print only the image id\n"
                          "  -h, --help               show this help\n",
         },
