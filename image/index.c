@@ -246,6 +246,7 @@ int image_index_add(struct image_store *s, const char *id, const char *const *na
         _cleanup_(index_release) struct index ix = {0};
         char **norm = kcalloc(n + 1, sizeof(*norm));
         struct image_record *r;
+        bool changed = false;
         int ret = -1;
 
         if (!kdigest_valid(id)) {
@@ -266,16 +267,21 @@ int image_index_add(struct image_store *s, const char *id, const char *const *na
                 r = &ix.v[ix.n++];
                 memset(r, 0, sizeof(*r));
                 memcpy(r->id, id, KDIGEST_STRLEN);
+                changed = true;
         }
         for (size_t i = 0; i < n; i++) {
                 /* A name points at one image: it moves here from any other. */
                 for (size_t j = 0; j < ix.n; j++)
-                        if (&ix.v[j] != r)
-                                strv_remove(ix.v[j].names, &ix.v[j].n_names, norm[i]);
-                if (!strv_contains(r->names, r->n_names, norm[i]))
+                        if (&ix.v[j] != r && strv_remove(ix.v[j].names, &ix.v[j].n_names, norm[i]))
+                                changed = true;
+                if (!strv_contains(r->names, r->n_names, norm[i])) {
                         strv_push(&r->names, &r->n_names, norm[i]);
+                        changed = true;
+                }
         }
-        ret = index_save(s, &ix, err);
+        /* A rebuild that hit every step names the image it named before: nothing to write
+         * (and sync). */
+        ret = changed ? index_save(s, &ix, err) : 0;
 out:
         for (size_t i = 0; i < n; i++)
                 free(norm[i]);

@@ -515,6 +515,29 @@ TEST(index_add_move_resolve)
         drop_store(s);
 }
 
+/* A rebuild that hit every step names its image again: the index is not rewritten. */
+TEST(index_add_of_what_is_there_writes_nothing)
+{
+        struct image_store *s = fresh_store();
+        static const char *const la[] = {"layer-one"};
+        const char *same[] = {"alpha", "localhost/alpha:latest"}, *other[] = {"alpha:2"};
+        char a[KDIGEST_STRLEN], p[128];
+        struct stat before, after;
+
+        make_image(s, "alpha", la, 1, a);
+        snprintf(p, sizeof(p), "%s/images.json", root);
+        CHECK(stat(p, &before) == 0);
+        CHECK(image_index_add(s, a, same, 2, NULL) == 0);
+        CHECK(image_index_add(s, a, NULL, 0, NULL) == 0);
+        CHECK(stat(p, &after) == 0);
+        CHECK(before.st_ino == after.st_ino);
+        CASE("a new name is written");
+        CHECK(image_index_add(s, a, other, 1, NULL) == 0);
+        CHECK(stat(p, &after) == 0);
+        CHECK(before.st_ino != after.st_ino);
+        drop_store(s);
+}
+
 TEST(index_ambiguous_prefix)
 {
         struct image_store *s = fresh_store();
