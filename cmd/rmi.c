@@ -35,14 +35,21 @@ static int remove_one(struct image_store *s, const char *arg, struct kerr **err)
                 goto out;
         r = norm ? find_name(v, n, norm) : NULL;
         if (r) {
+                bool removed = false;
+
                 memcpy(id, r->id, KDIGEST_STRLEN);
                 if (image_index_untag(s, norm, err) < 0)
                         goto out;
                 printf("Untagged: %s\n", norm);
-                if (r->n_names > 1) {
-                        ret = 0;
+                /* Whether a name is left is decided under the index lock: the image may have
+                 * been named meanwhile (a build that hit the cache names the image it built
+                 * before). */
+                if (image_index_remove_unnamed(s, id, &removed, err) < 0)
                         goto out;
-                }
+                if (removed)
+                        printf("Deleted: %s\n", id + 7);
+                ret = 0;
+                goto out;
         } else {
                 if (image_index_resolve(s, arg, id, err) < 0)
                         goto out;

@@ -185,6 +185,11 @@ int image_store_lock_gc(struct image_store *s, bool wait, struct kerr **err);
  * other image uses, nor a step cache entry that leads to another image; the collection is
  * skipped (left for prune) unless the GC lock is held or free at once. */
 int image_index_remove(struct image_store *s, const char *id, struct kerr **err);
+/* As image_index_remove, but only when the image has no name, checked under the lock: one
+ * untagged to be removed may have been named meanwhile (a build that hit the cache names
+ * the image it built before). *ret_removed says which. */
+int image_index_remove_unnamed(struct image_store *s, const char *id, bool *ret_removed,
+                               struct kerr **err);
 /* Removes untagged images, the step cache entries that lead to no remaining image, the
  * blobs and layers that neither an image nor a remaining cache entry uses, and the stat
  * caches of contexts that no longer exist; takes the GC lock (waiting for leases to end)

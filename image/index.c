@@ -565,7 +565,8 @@ out:
         return r;
 }
 
-int image_index_remove(struct image_store *s, const char *id, struct kerr **err)
+static int index_remove(struct image_store *s, const char *id, bool only_unnamed, bool *ret_removed,
+                        struct kerr **err)
 {
         _cleanup_close_ int lock = -1;
         _cleanup_(index_release) struct index ix = {0};
@@ -590,6 +591,10 @@ int image_index_remove(struct image_store *s, const char *id, struct kerr **err)
         r = index_find(&ix, id);
         if (!r)
                 return kerr_set(err, 0, KERR_NOTFOUND, "image '%s' not found", id);
+        if (only_unnamed && r->n_names) {
+                *ret_removed = false;
+                return 0;
+        }
         /* Only what this image used is a candidate: blobs and layers that a build in
          * progress wrote but has not named yet are left alone. */
         image_uses(s, r, &blobs, &layers);
@@ -601,7 +606,20 @@ int image_index_remove(struct image_store *s, const char *id, struct kerr **err)
         dset_release(&layers);
         if (ret < 0)
                 return kerr_wrap(err, "remove image %s", id);
+        if (ret_removed)
+                *ret_removed = true;
         return 0;
+}
+
+int image_index_remove(struct image_store *s, const char *id, struct kerr **err)
+{
+        return index_remove(s, id, false, NULL, err);
+}
+
+int image_index_remove_unnamed(struct image_store *s, const char *id, bool *ret_removed,
+                               struct kerr **err)
+{
+        return index_remove(s, id, true, ret_removed, err);
 }
 
 int image_store_prune(struct image_store *s, struct kerr **err)

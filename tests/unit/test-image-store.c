@@ -538,6 +538,26 @@ TEST(index_add_of_what_is_there_writes_nothing)
         drop_store(s);
 }
 
+TEST(index_remove_unnamed_keeps_a_named_image)
+{
+        struct image_store *s = fresh_store();
+        static const char *const la[] = {"layer-one"};
+        char a[KDIGEST_STRLEN], got[KDIGEST_STRLEN];
+        bool removed = true;
+
+        make_image(s, "alpha", la, 1, a);
+        CHECK(image_index_remove_unnamed(s, a, &removed, NULL) == 0);
+        CHECK(!removed);
+        CHECK(image_index_resolve(s, "alpha", got, NULL) == 0);
+        CHECK(image_blob_exists(s, a));
+        CASE("once its name is gone, it goes");
+        CHECK(image_index_untag(s, "alpha", NULL) == 0);
+        CHECK(image_index_remove_unnamed(s, a, &removed, NULL) == 0);
+        CHECK(removed);
+        CHECK(!image_blob_exists(s, a));
+        drop_store(s);
+}
+
 TEST(index_ambiguous_prefix)
 {
         struct image_store *s = fresh_store();
