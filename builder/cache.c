@@ -237,7 +237,7 @@ static int hash_file(const struct builder_context *ctx, struct builder_key_file 
         struct kdigest *d = NULL;
         char buf[65536];
         struct stat after;
-        ssize_t n;
+        ssize_t n = 0;
 
         clock_gettime(CLOCK_REALTIME, &f->read_start);
         /* O_NONBLOCK: a file swapped for a FIFO meanwhile must not hang the build. */
@@ -250,8 +250,14 @@ static int hash_file(const struct builder_context *ctx, struct builder_key_file 
         d = kdigest_new(err);
         if (!d)
                 return -1;
-        while ((n = kfs_read_all(fd, buf, sizeof(buf))) > 0)
+        /* As much as the scan saw, as the copy copies (a file that grew meanwhile is not
+         * remembered, below): no read is spent on finding the end. */
+        for (off_t left = f->st.st_size; left > 0; left -= n) {
+                n = kfs_read_all(fd, buf, left < (off_t)sizeof(buf) ? (size_t)left : sizeof(buf));
+                if (n <= 0)
+                        break;
                 kdigest_update(d, buf, (size_t)n);
+        }
         if (n < 0) {
                 kdigest_free(d);
                 return kerr_set(err, errno, KERR_IO, "read '%s' in the build context", f->path);
