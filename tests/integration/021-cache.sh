@@ -286,6 +286,15 @@ wait "$http_pid" 2>/dev/null
 
 # ---- the GC ----
 
+# rmi removes the image's layers at once and leaves its cache entries to prune: until then
+# they name layers that are gone, which is a miss.
+t_ok "rmi an image built with the cache" "$KILN" rmi ts
+t_run "$KILN" --log-level debug build --timestamp 1 -t ts ctx
+t_eq "its entries miss now, and the build succeeds" "$T_RC:$(hits "$T_OUT" | cut -c1-4)" "0:---M"
+t_contains "... as their layers are gone" "is a miss: a layer of it is gone" "$T_ERR"
+t_ok "... and the image is whole" "$KILN" push ts "oci:$T_TMP/out:ts"
+t_oci_layout_valid "... and valid" "$T_TMP/out"
+
 t_ok "prune while the image is tagged" "$KILN" prune
 build "... keeps its cache" "---HHHH" -t app ctx
 last=$id
