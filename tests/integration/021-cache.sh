@@ -98,10 +98,13 @@ if command -v strace >/dev/null; then
         }
         # LeakSanitizer cannot run under ptrace; an ASan build is traced without it.
         export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
-        t_ok "a warm rebuild under strace" strace -f -qq -e trace=open,openat,openat2 -o trace.warm \
+        t_ok "a warm rebuild under strace" strace -f -qq \
+                -e trace=open,openat,openat2,rename,renameat,renameat2 -o trace.warm \
                 "$KILN" build -t app ctx
         t_eq "... hits every step" "$(hits "$T_OUT")" "---HHHH"
         t_eq "... and opens no context file for reading" "$(opens_of_context trace.warm)" ""
+        t_eq "... and writes nothing into the store (no file is renamed into place)" \
+                "$(grep -c 'rename' trace.warm)" 0
         touch ctx/app/main.c
         t_ok "a rebuild after touching a file, under strace" strace -f -qq \
                 -e trace=open,openat,openat2 -o trace.touch "$KILN" build -t app ctx
