@@ -348,6 +348,17 @@ static int mark_needed(struct build *b, size_t idx, bool *needed, struct kerr **
                 const struct parser_instr *in = st->instrs[i];
                 const struct parser_flag *fl = parser_instr_flag(in, "from");
 
+                if (in->kind == PARSER_RUN) {
+                        /* RUN --mount=...,from=STAGE needs that stage as COPY --from does. */
+                        for (size_t k = 0; k < in->n_mounts; k++) {
+                                if (!in->mounts[k].from)
+                                        continue;
+                                dep = stage_ref(b, idx, in->mounts[k].from);
+                                if (dep >= 0 && mark_needed(b, (size_t)dep, needed, err) < 0)
+                                        return -1;
+                        }
+                        continue;
+                }
                 if ((in->kind != PARSER_COPY && in->kind != PARSER_ADD) || !fl || !fl->value)
                         continue;
                 dep = stage_ref(b, idx, fl->value);
@@ -1037,16 +1048,186 @@ static int run_config(struct stage_run *sr, const struct parser_instr *in, const
         return r;
 }
 
-/* Runs the command of a RUN step. The sandbox goes here: sandbox_run() over the stage's
- * layer dirs (sr->res->chain) with a fresh upper dir, which is then committed as COPY's is
- * (commit_layer); the step's key and cache entry are step_run's. */
+static struct builder_rootfs *open_view(struct build *b, const struct strv *chain, int upper_fd,
+                                        struct kerr **err);
+static int clamp_times(int dirfd, int64_t clamp, struct kerr **err);
+
+/* The history entry of a RUN, as buildah writes it: the shell and the command for the
+ * shell form, the words for the exec form. */
+static char *run_created_by(const struct parser_instr *in, const struct builder_run_cmd *cmd)
+{
+        struct kbuf b = KBUF_INIT;
+
+        if (in->json || cmd->script) {
+                for (size_t i = 0; i < in->n_args; i++)
+                        kbuf_printf(&b, "%s%s", i ? " " : "", in->args[i]);
+        } else {
+                for (size_t i = 0; i + 1 < cmd->argc; i++)
+                        kbuf_printf(&b, "%s ", cmd->argv[i]);
+                kbuf_puts(&b, in->args[0]);
+        }
+        return kbuf_detach(&b);
+}
+
+/* The environment of a RUN: the build args in effect, then the config's ENV, which wins
+ * over an arg of the same name; each name once, and PATH as docker sets it when the image
+ * has none. */
+static void run_env(const struct stage_run *sr, struct strv *out)
+{
+        struct strv all = {0};
+        bool has_path = false;
+
+        stage_env(&sr->args, sr->res->cfg, &all);
+        for (size_t i = 0; i < all.n; i++) {
+                size_t klen = strcspn(all.v[i], "=");
+                bool later = false;
+
+                for (size_t j = i + 1; j < all.n && !later; j++)
+                        later = strncmp(all.v[j], all.v[i], klen) == 0 && all.v[j][klen] == '=';
+                if (later)
+                        continue;
+                if (klen == 4 && strncmp(all.v[i], "PATH", 4) == 0)
+                        has_path = true;
+                strv_push(out, all.v[i]);
+        }
+        if (!has_path)
+                strv_push(out, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        strv_release(&all);
+}
+
+/* RUN --mount=type=bind,from=: the host directory of source in that stage or image. A
+ * tree of one layer is that layer's directory; deeper ones would need a merged mount. */
+static int bind_from_fn(void *ctx, const char *from, const char *source, char **ret_host,
+                        struct kerr **err)
+{
+        struct stage_run *sr = ctx;
+        struct build *b = sr->b;
+        struct stage_result tmp = {0};
+        const struct strv *chain;
+        struct builder_rootfs *view = NULL;
+        _cleanup_free_ char *res = NULL, *diff = NULL;
+        struct stat st;
+        long dep = stage_ref(b, sr->idx, from);
+        int r = -1;
+
+        if (dep >= 0) {
+                chain = &b->results[dep].chain;
+        } else {
+                if (resolve_base(b, sr->idx, from, &tmp, NULL, err) < 0)
+                        goto out;
+                chain = &tmp.chain;
+        }
+        if (chain->n != 1) {
+                r = kerr_set(err, 0, KERR_UNSUPPORTED,
+                             "a source of %zu layers cannot be bound yet (one layer can)",
+                             chain->n);
+                goto out;
+        }
+        view = open_view(b, chain, -1, err);
+        if (!view || builder_rootfs_stat(view, source, true, &st, &res, err) < 0)
+                goto out;
+        diff = image_layer_diff_path(b->s, chain->v[0]);
+        struct kbuf host = KBUF_INIT;
+        kbuf_puts(&host, diff);
+        if (strcmp(res, "/") != 0)
+                kbuf_puts(&host, res);
+        *ret_host = kbuf_detach(&host);
+        r = 0;
+out:
+        builder_rootfs_free(view);
+        result_release(&tmp);
+        return r;
+}
+
+static enum sandbox_net net_of(const char *name)
+{
+        return name && strcmp(name, "none") == 0 ? SANDBOX_NET_NONE : SANDBOX_NET_HOST;
+}
+
+/* Runs the command of a RUN step in the sandbox over the stage's layers, then commits what
+ * it changed as the step's layer. */
 static int run_exec(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
 {
-        (void)sr;
-        (void)in;
-        return kerr_set(err, 0, KERR_UNSUPPORTED,
-                        "RUN needs the build sandbox, which this kiln does not have yet; "
-                        "only Containerfiles without RUN can be built");
+        struct build *b = sr->b;
+        const struct image_config *cfg = sr->res->cfg;
+        struct builder_run_cmd cmd = {0};
+        struct strv env = {0}, lowers = {0};
+        _cleanup_free_ char *dir = NULL, *upper = NULL, *by = NULL;
+        const char *net = b->o->network;
+        const struct parser_flag *fl = parser_instr_flag(in, "network");
+        int r = -1;
+
+        if (fl && fl->value && strcmp(fl->value, "default") != 0)
+                net = fl->value;
+        if (net && strcmp(net, "host") != 0 && strcmp(net, "none") != 0)
+                return kerr_set(err, 0, KERR_INVALID,
+                                "network '%s' is not supported (use host or none)", net);
+        fl = parser_instr_flag(in, "security");
+        if (fl && fl->value && strcmp(fl->value, "sandbox") != 0)
+                return kerr_set(err, 0, KERR_UNSUPPORTED, "RUN --security=%s is not supported",
+                                fl->value);
+        if (builder_run_command(in, cfg->has_shell ? (const char *const *)cfg->shell : NULL,
+                                cfg->has_shell ? cfg->n_shell : 0, &cmd, err) < 0)
+                return -1;
+        run_env(sr, &env);
+        for (size_t i = 0; i < sr->res->chain.n; i++) {
+                char *p = image_layer_diff_path(b->s, sr->res->chain.v[i]);
+                strv_push(&lowers, p);
+                free(p);
+        }
+        if (!b->ctx && in->n_mounts) {
+                b->ctx = builder_context_open(b->o->context_dir ? b->o->context_dir : ".",
+                                              b->o->ignorefile, err);
+                if (!b->ctx)
+                        goto out;
+        }
+        struct builder_run_opts ro = {
+                .s = b->s,
+                .in = in,
+                .cmd = &cmd,
+                .lowers = (const char *const *)lowers.v,
+                .n_lowers = lowers.n,
+                .env = (const char *const *)env.v,
+                .cwd = cfg->working_dir,
+                .user = cfg->user,
+                .net = net_of(net),
+                .cap_add = b->o->cap_add,
+                .cap_drop = b->o->cap_drop,
+                .seccomp = b->o->seccomp,
+                .secrets = b->o->secrets,
+                .n_secrets = b->o->n_secrets,
+                .ctx = b->ctx,
+                .context_dir = b->o->context_dir ? b->o->context_dir : ".",
+                .bind_from = bind_from_fn,
+                .bind_ctx = sr,
+                .out_fd = b->o->run_stdout >= 0 ? b->o->run_stdout : 1,
+                .err_fd = b->o->run_stderr >= 0 ? b->o->run_stderr : 2,
+        };
+        if (builder_run_step(&ro, &dir, err) < 0)
+                goto out;
+        {
+                struct kbuf u = KBUF_INIT;
+                kbuf_printf(&u, "%s/upper", dir);
+                upper = kbuf_detach(&u);
+        }
+        if (b->o->timestamp >= 0) {
+                _cleanup_close_ int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (ufd < 0) {
+                        kerr_set(err, errno, KERR_IO, "open '%s'", upper);
+                        goto out;
+                }
+                if (clamp_times(ufd, b->o->timestamp, err) < 0)
+                        goto out;
+        }
+        by = run_created_by(in, &cmd);
+        r = commit_layer(b, sr->res, upper, by, err);
+out:
+        if (dir)
+                image_store_rmtree(dir, NULL);
+        builder_run_cmd_release(&cmd);
+        strv_release(&env);
+        strv_release(&lowers);
+        return r;
 }
 
 /* RUN is keyed on its text (flags and --mount included), its heredoc bodies, and, as docker

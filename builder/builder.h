@@ -25,6 +25,17 @@ int builder_read_containerfile(const char *context_dir, const char *file, char *
  * without the trailing newline. */
 typedef void (*builder_progress_fn)(void *ctx, const char *line);
 
+/* --secret id=ID,src=FILE or id=ID,env=VAR: what RUN --mount=type=secret,id=ID sees. */
+struct builder_secret {
+        char *id;
+        char *src; /* a file to read, or NULL */
+        char *env; /* an environment variable of kiln's to read, or NULL */
+};
+
+/* Parses a --secret value as podman does (a bare id reads the variable of that name). */
+int builder_secret_parse(const char *spec, struct builder_secret *ret, struct kerr **err);
+void builder_secret_release(struct builder_secret *s);
+
 struct builder_opts {
         const char *context_dir; /* default "." */
         const char *file;        /* -f; NULL: Containerfile, then Dockerfile in the context */
@@ -42,6 +53,16 @@ struct builder_opts {
         int64_t timestamp;      /* --timestamp / SOURCE_DATE_EPOCH; -1 when not given */
         bool no_cache;          /* --no-cache: look nothing up in the step cache, still fill it */
         bool no_layers;         /* --layers=false: neither look up nor fill the step cache */
+        /* RUN: --network host|none (NULL: host), --cap-add/--cap-drop, --security-opt
+         * seccomp=, --secret. */
+        const char *network;
+        const char *const *cap_add; /* NULL-terminated, or NULL */
+        const char *const *cap_drop;
+        const char *seccomp;
+        const struct builder_secret *secrets;
+        size_t n_secrets;
+        /* Where RUN's output goes (the caller's stdout, or stderr when quiet); -1: 1. */
+        int run_stdout, run_stderr;
         builder_progress_fn progress;
         void *progress_ctx;
 };

@@ -9,10 +9,12 @@
 #include <sys/types.h>
 
 #include "builder/builder.h"
+#include "sandbox/sandbox.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 
 struct kbuf;
+struct parser_instr;
 struct kerr;
 
 /* ======================================================================================
@@ -346,3 +348,55 @@ char *builder_key_diff(const char *old_inputs, const char *new_inputs);
 /* ======================================================================================
  * Stage executor (build.c)
  * ====================================================================================== */
+
+/* ======================================================================================
+ * RUN (run.c)
+ * ====================================================================================== */
+
+/* What a RUN executes: argv, and, for a heredoc that starts with "#!", the script that
+ * argv[0] (/dev/pipes/NAME) names. */
+struct builder_run_cmd {
+        char **argv; /* NULL-terminated */
+        size_t argc;
+        char *script_name;
+        char *script;
+};
+
+void builder_run_cmd_release(struct builder_run_cmd *c);
+/* The command of a RUN as docker (BuildKit) forms it: exec form as written; shell form
+ * under shell (NULL: /bin/sh -c); a lone heredoc's body as the shell's script, or as a
+ * file to execute when it starts with "#!"; heredocs in a longer command given back to
+ * the shell with their bodies. */
+int builder_run_command(const struct parser_instr *in, const char *const *shell, size_t n_shell,
+                        struct builder_run_cmd *ret, struct kerr **err);
+
+struct builder_run_opts {
+        struct image_store *s;
+        const struct parser_instr *in; /* its --mount flags */
+        const struct builder_run_cmd *cmd;
+        const char *const *lowers; /* the stage's layer dirs, bottom first */
+        size_t n_lowers;
+        const char *const *env; /* NULL-terminated */
+        const char *cwd;        /* the stage's WORKDIR; NULL: "/" */
+        const char *user;       /* the stage's USER; NULL: root */
+        enum sandbox_net net;
+        const char *const *cap_add;
+        const char *const *cap_drop;
+        const char *seccomp;
+        const struct builder_secret *secrets;
+        size_t n_secrets;
+        struct builder_context *ctx; /* for --mount=type=bind without from */
+        const char *context_dir;
+        /* For --mount=type=bind,from=: the host path (caller frees) of source inside the
+         * stage or image from, to be bound read-only. */
+        int (*bind_from)(void *ctx, const char *from, const char *source, char **ret_host,
+                         struct kerr **err);
+        void *bind_ctx;
+        int out_fd, err_fd;
+};
+
+/* Runs the step in the sandbox over the layers with a fresh upper dir. On success
+ * *ret_dir (caller frees, and removes it with image_store_rmtree once done) holds upper/,
+ * the step's changes in overlay format, to be committed as its layer; a command that fails
+ * is an error saying "exit status N" or "killed by signal N". */
+int builder_run_step(const struct builder_run_opts *o, char **ret_dir, struct kerr **err);

@@ -82,7 +82,12 @@ int cmd_build(int argc, char **argv)
                 OPT_IGNOREFILE,
                 OPT_TIMESTAMP,
                 OPT_LAYERS,
-                OPT_NO_CACHE
+                OPT_NO_CACHE,
+                OPT_NETWORK,
+                OPT_CAP_ADD,
+                OPT_CAP_DROP,
+                OPT_SECURITY_OPT,
+                OPT_SECRET
         };
         static const struct option opts[] = {
                 {"file", required_argument, NULL, 'f'},
@@ -97,11 +102,19 @@ int cmd_build(int argc, char **argv)
                 {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
                 {"layers", optional_argument, NULL, OPT_LAYERS},
                 {"no-cache", optional_argument, NULL, OPT_NO_CACHE},
+                {"network", required_argument, NULL, OPT_NETWORK},
+                {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+                {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
+                {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
+                {"secret", required_argument, NULL, OPT_SECRET},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
         struct list tags = {0}, args = {0}, labels = {0}, annots = {0};
+        struct list caps_add = {0}, caps_drop = {0};
+        struct builder_secret *secrets = NULL;
+        size_t n_secrets = 0;
         struct builder_opts o = {.timestamp = -1};
         const char *iidfile = NULL, *sde = getenv("SOURCE_DATE_EPOCH");
         bool quiet = false, layers = true;
@@ -168,6 +181,43 @@ int cmd_build(int argc, char **argv)
                                 return cmd_usage_error(
                                         "build", "--no-cache '%s' is not true or false", optarg);
                         break;
+                case OPT_NETWORK:
+                        if (strcmp(optarg, "host") != 0 && strcmp(optarg, "none") != 0)
+                                return cmd_usage_error(
+                                        "build",
+                                        "--network '%s' is not supported (use host or none)",
+                                        optarg);
+                        o.network = optarg;
+                        break;
+                case OPT_CAP_ADD:
+                        list_add(&caps_add, optarg);
+                        break;
+                case OPT_CAP_DROP:
+                        list_add(&caps_drop, optarg);
+                        break;
+                case OPT_SECURITY_OPT:
+                        if (strncmp(optarg, "seccomp=", 8) == 0) {
+                                o.seccomp = optarg + 8;
+                        } else if (strcmp(optarg, "no-new-privileges") != 0 &&
+                                   strcmp(optarg, "no-new-privileges=true") != 0) {
+                                /* RUN always has no_new_privs; other options kiln lacks. */
+                                return cmd_usage_error("build",
+                                                       "--security-opt '%s' is not supported "
+                                                       "(seccomp=unconfined|FILE, "
+                                                       "no-new-privileges)",
+                                                       optarg);
+                        }
+                        break;
+                case OPT_SECRET: {
+                        struct builder_secret sec;
+                        if (builder_secret_parse(optarg, &sec, &err) < 0) {
+                                r = cmd_usage_error("build", "%s", err->msg);
+                                goto out;
+                        }
+                        secrets = kreallocarray(secrets, n_secrets + 1, sizeof(*secrets));
+                        secrets[n_secrets++] = sec;
+                        break;
+                }
                 case 'q':
                         quiet = true;
                         break;
@@ -191,6 +241,18 @@ int cmd_build(int argc, char **argv)
         o.labels = labels.v;
         o.n_labels = labels.n;
         o.no_layers = !layers;
+        if (caps_add.n) {
+                list_add(&caps_add, NULL);
+                o.cap_add = caps_add.v;
+        }
+        if (caps_drop.n) {
+                list_add(&caps_drop, NULL);
+                o.cap_drop = caps_drop.v;
+        }
+        o.secrets = secrets;
+        o.n_secrets = n_secrets;
+        o.run_stdout = quiet ? 2 : 1;
+        o.run_stderr = 2;
         if (!quiet)
                 o.progress = print_progress;
 
@@ -210,7 +272,7 @@ int cmd_build(int argc, char **argv)
         }
         r = KILN_EXIT_OK;
 out:
-        if (r != KILN_EXIT_OK)
+        if (r == KILN_EXIT_FAIL)
                 r = cmd_fail(err);
         kerr_free(err);
         image_store_free(s);
@@ -218,5 +280,10 @@ out:
         free(args.v);
         free(labels.v);
         free(annots.v);
+        free(caps_add.v);
+        free(caps_drop.v);
+        for (size_t i = 0; i < n_secrets; i++)
+                builder_secret_release(&secrets[i]);
+        free(secrets);
         return r;
 }

@@ -196,6 +196,20 @@ int image_index_remove_unnamed(struct image_store *s, const char *id, bool *ret_
  * unless held. */
 int image_store_prune(struct image_store *s, struct kerr **err);
 
+/* ---- RUN --mount=type=cache directories (store.c) ----
+ *
+ * root/mounts/<sha256 of the id>/         the directory, kept between builds
+ * root/mounts/<sha256 of the id>.lock     flock'ed by a user that wants it alone
+ */
+
+/* The cache directory for id, created with mode, uid and gid when missing. With lock, it is
+ * flock'ed exclusively (waiting for other users, or failing with EWOULDBLOCK without wait)
+ * and *ret_lock_fd is the lock to close when done; otherwise *ret_lock_fd is -1. *ret_path
+ * is absolute (caller frees). */
+int image_store_cache_mount(struct image_store *s, const char *id, mode_t mode, uid_t uid,
+                            gid_t gid, bool lock, bool wait, char **ret_path, int *ret_lock_fd,
+                            struct kerr **err);
+
 /* ---- the step cache (cache.c) ----
  *
  * root/cache/<aa>/<62 hex>         an entry, named by its key (a sha256 the builder computes

@@ -20,6 +20,7 @@
 
 #include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -463,6 +464,49 @@ int image_store_put_file(struct image_store *s, int dirfd, const char *dir, cons
 fail:
         unlinkat(s->tmp_fd, tmp, 0);
         return -1;
+}
+
+int image_store_cache_mount(struct image_store *s, const char *id, mode_t mode, uid_t uid,
+                            gid_t gid, bool lock, bool wait, char **ret_path, int *ret_lock_fd,
+                            struct kerr **err)
+{
+        char hex[KDIGEST_STRLEN], name[128];
+        _cleanup_close_ int mfd = -1, lfd = -1;
+        char *path = NULL;
+
+        if (kdigest_buf(id, strlen(id), hex, err) < 0)
+                return -1;
+        mfd = open_subdir(s->root_fd, "mounts", err);
+        if (mfd < 0)
+                return kerr_wrap(err, "cache mount '%s'", id);
+        snprintf(name, sizeof(name), "%s", hex + 7);
+        if (mkdirat(mfd, name, 0700) == 0) {
+                /* New: owned and moded as asked (an interrupted creation leaves it 0700,
+                 * owned by the store's owner, which only makes it stricter). */
+                _cleanup_close_ int dfd =
+                        openat(mfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (dfd < 0 || fchown(dfd, uid, gid) < 0 || fchmod(dfd, mode) < 0)
+                        return kerr_set(err, errno, KERR_IO, "create cache mount '%s'", id);
+        } else if (errno != EEXIST) {
+                return kerr_set(err, errno, KERR_IO, "create cache mount '%s'", id);
+        }
+        if (lock) {
+                char lname[160];
+                snprintf(lname, sizeof(lname), "%s.lock", name);
+                lfd = openat(mfd, lname, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (lfd < 0)
+                        return kerr_set(err, errno, KERR_IO, "lock cache mount '%s'", id);
+                while (flock(lfd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return kerr_set(err, errno, KERR_IO, "lock cache mount '%s'", id);
+                }
+        }
+        if (asprintf(&path, "%s/mounts/%s", s->root, name) < 0)
+                abort();
+        *ret_path = path;
+        *ret_lock_fd = TAKE_FD(lfd);
+        return 0;
 }
 
 int image_store_lock(struct image_store *s, struct kerr **err)
