@@ -1230,6 +1230,66 @@ out:
         return r;
 }
 
+static int hash_sources(struct stage_run *sr, const struct builder_copy_src *src,
+                        const struct builder_copy_opts *opts, bool downloaded, bool wait,
+                        struct builder_hash_job **ret_job, struct kerr **err);
+
+static void key_strv(struct stage_run *sr, const char *name, const char *const *v)
+{
+        for (size_t i = 0; v && v[i]; i++)
+                builder_key_add(&sr->key, "option", name, v[i]);
+}
+
+/* What else a RUN's result depends on: the build's options for RUN, and what its bind
+ * mounts show (the files of the context they select, or the layers of the stage or image
+ * they come from). Cache, tmpfs and secret mounts are not inputs, as in BuildKit. */
+static int key_run_inputs(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
+{
+        struct build *b = sr->b;
+
+        builder_key_add(&sr->key, "option", "network", b->o->network ? b->o->network : "host");
+        key_strv(sr, "cap-add", b->o->cap_add);
+        key_strv(sr, "cap-drop", b->o->cap_drop);
+        builder_key_add(&sr->key, "option", "seccomp", b->o->seccomp ? b->o->seccomp : "");
+        for (size_t i = 0; i < in->n_mounts; i++) {
+                const struct parser_mount *m = &in->mounts[i];
+                const char *source = m->source ? m->source : "/";
+
+                if (m->type != PARSER_MOUNT_BIND)
+                        continue;
+                if (m->from) {
+                        long dep = stage_ref(b, sr->idx, m->from);
+                        struct stage_result tmp = {0};
+                        const struct strv *chain = &tmp.chain;
+
+                        if (dep >= 0)
+                                chain = &b->results[dep].chain;
+                        else if (resolve_base(b, sr->idx, m->from, &tmp, NULL, err) < 0)
+                                return kerr_wrap(err, "--mount=type=bind,from=%s", m->from);
+                        builder_key_add(&sr->key, "from", m->from,
+                                        chain->n ? chain->v[chain->n - 1] : "");
+                        if (dep >= 0)
+                                strv_push(&sr->deps, b->results[dep].key);
+                        result_release(&tmp);
+                        continue;
+                }
+                if (!b->ctx) {
+                        b->ctx = builder_context_open(b->o->context_dir ? b->o->context_dir : ".",
+                                                      b->o->ignorefile, err);
+                        if (!b->ctx)
+                                return -1;
+                }
+                const char *srcs[] = {source};
+                struct builder_copy_src src = {.context = b->ctx};
+                struct builder_copy_opts opts = {
+                        .srcs = srcs, .n_srcs = 1, .dest = "/", .mtime_clamp = -1};
+                struct builder_hash_job *job = NULL;
+                if (hash_sources(sr, &src, &opts, false, true, &job, err) < 0)
+                        return kerr_wrap(err, "--mount=type=bind,source=%s", source);
+        }
+        return 0;
+}
+
 /* RUN is keyed on its text (flags and --mount included), its heredoc bodies, and, as docker
  * keys it, every build arg in effect and the config's environment. Build options that
  * change how commands run (--network, --cap-add, --security-opt, ...) are inputs too:
@@ -1248,6 +1308,8 @@ static int run_step(struct stage_run *sr, const struct parser_instr *in, struct 
                                         in->heredocs[i].content);
                 builder_key_add_run(&sr->key, (const char *const *)sr->args.v, sr->args.n,
                                     (const char *const *)cfg->env, cfg->n_env);
+                if (key_run_inputs(sr, in, err) < 0)
+                        return -1;
         }
         r = step_probe(sr, in, err);
         if (r != 0)
@@ -1922,14 +1984,14 @@ static struct image_statcache *context_statcache(struct build *b, struct kerr **
         return b->statcache;
 }
 
-/* Keys a COPY/ADD on its sources and looks it up (step_probe's answer). The files of a
- * context that the stat cache does not know are hashed first; when the cache cannot have the
- * step anyway (--no-cache, or no build ever ran this instruction after these steps), they are
- * hashed on other cores while the copy runs, and *ret_job is that work, for the caller to
- * finish before it computes the key. */
-static int key_sources(struct stage_run *sr, const struct parser_instr *in,
-                       const struct builder_copy_src *src, const struct builder_copy_opts *opts,
-                       bool downloaded, struct builder_hash_job **ret_job, struct kerr **err)
+/* Adds the files src selects to the step's key. The files of a context that the stat cache
+ * does not know are hashed first; unless wait, when the cache cannot have the step anyway
+ * (--no-cache, or no build ever ran this instruction after these steps), they are hashed on
+ * other cores while the copy runs, and *ret_job is that work, for the caller to finish
+ * before it computes the key. */
+static int hash_sources(struct stage_run *sr, const struct builder_copy_src *src,
+                        const struct builder_copy_opts *opts, bool downloaded, bool wait,
+                        struct builder_hash_job **ret_job, struct kerr **err)
 {
         struct build *b = sr->b;
         struct image_statcache *sc = NULL;
@@ -1950,8 +2012,8 @@ static int key_sources(struct stage_run *sr, const struct parser_instr *in,
                 /* --no-cache trusts nothing it remembered, the stat cache included. */
                 left = builder_key_known(&sr->key, b->cache_read ? sc : NULL);
                 if (left) {
-                        background =
-                                !b->cache_read || !image_cache_has_inputs(b->s, sr->key.partial);
+                        background = !wait && (!b->cache_read ||
+                                               !image_cache_has_inputs(b->s, sr->key.partial));
                         if (builder_hash_start(&sr->key, src->context,
                                                background ? (cpus > 2 ? (unsigned)cpus - 1 : 1) : 0,
                                                &job, err) < 0)
@@ -1964,7 +2026,18 @@ static int key_sources(struct stage_run *sr, const struct parser_instr *in,
                                 return -1;
                 }
         }
-        return step_probe(sr, in, err);
+        return 0;
+}
+
+/* Keys a COPY/ADD on its sources and looks it up (step_probe's answer), unless the hashing
+ * goes on in *ret_job. */
+static int key_sources(struct stage_run *sr, const struct parser_instr *in,
+                       const struct builder_copy_src *src, const struct builder_copy_opts *opts,
+                       bool downloaded, struct builder_hash_job **ret_job, struct kerr **err)
+{
+        if (hash_sources(sr, src, opts, downloaded, false, ret_job, err) < 0)
+                return -1;
+        return *ret_job ? 0 : step_probe(sr, in, err);
 }
 
 static int stage_copy(struct stage_run *sr, const struct parser_instr *in, const struct strv *env,

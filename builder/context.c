@@ -120,6 +120,11 @@ bool builder_context_ignored(const struct builder_context *c, const char *path)
         return parser_ignore_match(c->ignore, path);
 }
 
+bool builder_context_has_ignore(const struct builder_context *c)
+{
+        return c->ignore && parser_ignore_count(c->ignore) > 0;
+}
+
 bool builder_context_ignore_has_exceptions(const struct builder_context *c)
 {
         return c->ignore && parser_ignore_has_exceptions(c->ignore);

@@ -174,6 +174,8 @@ const char *builder_context_ignore_name(const struct builder_context *c);
 /* True when path ("/a/b" or "a/b") is excluded by the ignore file. */
 bool builder_context_ignored(const struct builder_context *c, const char *path);
 bool builder_context_ignore_has_exceptions(const struct builder_context *c);
+/* True when the context has an ignore file with patterns in it. */
+bool builder_context_has_ignore(const struct builder_context *c);
 /* The builder_lookup_fn of a context (root is the struct builder_context *). Lookups never
  * leave the context (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_XDEV). */
 int builder_context_lookup(void *root, const char *path, struct stat *st, char **ret_target,

@@ -243,8 +243,44 @@ static const char *mount_target(struct run_mounts *m, const struct builder_run_o
         return keep_path(m, builder_path_join(o->cwd ? o->cwd : "/", target));
 }
 
+/* With an ignore file, what the ignore file excludes must not be seen through the mount
+ * either (docker never sends it): the selected files are copied, as COPY would, into a
+ * directory of the step's, and that is bound instead. */
+static int filtered_copy(const struct builder_run_opts *o, const char *src, bool is_dir,
+                         const char *dir, size_t n, char **ret, struct kerr **err)
+{
+        struct kbuf p = KBUF_INIT;
+        struct builder_rootfs *view = NULL;
+        _cleanup_close_ int fd = -1;
+        const char *srcs[] = {src};
+        int r = -1;
+
+        kbuf_printf(&p, "%s/bind-%zu", dir, n);
+        if (mkdir(p.data, 0755) < 0) {
+                kerr_set(err, errno, KERR_IO, "create '%s'", p.data);
+                goto out;
+        }
+        fd = open(p.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        view = fd < 0 ? NULL : builder_rootfs_new(NULL, 0, fd, err);
+        if (!view)
+                goto out;
+        struct builder_copy_src cs = {.context = o->ctx};
+        struct builder_copy_opts co = {
+                .srcs = srcs, .n_srcs = 1, .dest = is_dir ? "/" : "/f", .mtime_clamp = -1};
+        if (builder_copy(view, &cs, &co, err) < 0)
+                goto out;
+        if (!is_dir)
+                kbuf_puts(&p, "/f");
+        *ret = kbuf_detach(&p);
+        r = 0;
+out:
+        builder_rootfs_free(view);
+        kbuf_release(&p);
+        return r;
+}
+
 static int bind_from_context(const struct builder_run_opts *o, const struct parser_mount *pm,
-                             struct run_mounts *m, struct kerr **err)
+                             const char *dir, struct run_mounts *m, struct kerr **err)
 {
         _cleanup_free_ char *res = NULL, *base = NULL;
         struct stat st;
@@ -258,7 +294,7 @@ static int bind_from_context(const struct builder_run_opts *o, const struct pars
         if (builder_path_resolve(builder_context_lookup, o->ctx, src, true, &res, err) < 0)
                 return kerr_wrap(err, "--mount=type=bind,source=%s", src);
         r = builder_context_lookup(o->ctx, res, &st, NULL, err);
-        if (r == -ENOENT || r == -ENOTDIR)
+        if (r == -ENOENT || r == -ENOTDIR || builder_context_ignored(o->ctx, res))
                 return kerr_set(err, ENOENT, KERR_NOTFOUND,
                                 "--mount=type=bind,source=%s: not found in the build context", src);
         if (r < 0)
@@ -266,13 +302,21 @@ static int bind_from_context(const struct builder_run_opts *o, const struct pars
         if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
                 return kerr_set(err, EINVAL, KERR_INVALID,
                                 "--mount=type=bind,source=%s: neither a file nor a directory", src);
-        base = realpath(o->context_dir, NULL);
-        if (!base)
-                return kerr_set(err, errno, KERR_IO, "resolve the build context '%s'",
-                                o->context_dir);
-        kbuf_puts(&host, base);
-        if (strcmp(res, "/") != 0)
-                kbuf_puts(&host, res);
+        if (builder_context_has_ignore(o->ctx)) {
+                char *copy = NULL;
+                if (filtered_copy(o, res, S_ISDIR(st.st_mode), dir, m->n, &copy, err) < 0)
+                        return kerr_wrap(err, "--mount=type=bind,source=%s", src);
+                kbuf_puts(&host, copy);
+                free(copy);
+        } else {
+                base = realpath(o->context_dir, NULL);
+                if (!base)
+                        return kerr_set(err, errno, KERR_IO, "resolve the build context '%s'",
+                                        o->context_dir);
+                kbuf_puts(&host, base);
+                if (strcmp(res, "/") != 0)
+                        kbuf_puts(&host, res);
+        }
         struct sandbox_mount *sm = add_mount(m);
         sm->type = SANDBOX_MOUNT_BIND;
         sm->source = keep_path(m, kbuf_detach(&host));
@@ -472,7 +516,7 @@ static int mounts_of(const struct builder_run_opts *o, const char *dir, struct r
                         else if (pm->from)
                                 r = bind_from_stage(o, pm, m, err);
                         else
-                                r = bind_from_context(o, pm, m, err);
+                                r = bind_from_context(o, pm, dir, m, err);
                         break;
                 case PARSER_MOUNT_CACHE:
                         r = cache_mount(o, pm, dir, m, err);

@@ -38,7 +38,7 @@ TWO
 RUN --network=none cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' >/net.txt
 RUN --mount=type=cache,target=/var/cache/k echo run >>/var/cache/k/log && wc -l </var/cache/k/log >/cache.count
 RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch >/tmpfs.txt
-RUN --mount=type=bind,source=data,target=/src cat /src/in.txt >/bind.txt
+RUN --mount=type=bind,source=data,target=/src cat /src/in.txt >/bind.txt && ls /src >/bind.list
 RUN --mount=type=secret,id=tok,mode=0440,uid=1000 cat /run/secrets/tok >/dev/null && stat -c '%a %u' /run/secrets/tok >/secret.stat
 RUN mkdir -p /t/dir /t/gone /t/replace && echo a >/t/file && echo b >/t/gone/f && echo c >/t/replace/old
 RUN echo changed >>/t/file && chmod 0600 /t/file && \
@@ -51,6 +51,13 @@ WORKDIR /w
 RUN id -u >/tmp/uid && pwd >/tmp/pwd && touch /w/mine
 CF
 printf 'FROM busybox\nRUN echo about to fail && exit 3\n' >ctx/Containerfile.fail
+printf 'hidden\n' >ctx/data/hidden.txt
+printf 'data/hidden.txt\n' >ctx/.dockerignore
+cat >ctx/Containerfile.cache <<'CF'
+FROM busybox
+RUN --mount=type=bind,source=data,target=/src ls /src >/listed && cat /src/in.txt >/content
+RUN echo second >/second
+CF
 
 # run_case LABEL AS...: builds ctx as AS (a command prefix), exports, and checks.
 run_case()
@@ -80,6 +87,7 @@ run_case()
         t_eq "$label: the cache mount held what the step wrote" "$(cat "$r/cache.count")" "1"
         t_eq "$label: the tmpfs mount was there" "$(cat "$r/tmpfs.txt")" "x"
         t_eq "$label: the bind mount shows the context" "$(cat "$r/bind.txt")" "from the context"
+        t_eq "$label: the bind mount hides what .dockerignore excludes" "$(cat "$r/bind.list")" "in.txt"
         t_eq "$label: the secret has the mode and owner asked for" "$(cat "$r/secret.stat")" "440 1000"
         t_ok "$label: no mount point is left in the image" \
                 bash -c "! ls -d '$r/var/cache/k' '$r/scratch' '$r/src' '$r/run/secrets' '$r/dev/pipes' 2>/dev/null | grep ."
@@ -107,6 +115,21 @@ changed"
         t_ok "$label: the config" "${as[@]}" env KILN_ROOT="$root" "$KILN" inspect runs
         t_nogrep "$label: the secret is not in the history" 'top secret' "$T_OUT"
         t_grep "$label: the history names the RUN" '/bin/sh -c echo \\"env: A=\$A' "$T_OUT"
+
+        # The step cache and RUN: a bind-mounted file and the build's options are inputs.
+        local -a k=("${as[@]}" env KILN_ROOT="$root" "$KILN" build -f ctx/Containerfile.cache)
+        t_ok "$label: cache: first build" "${k[@]}" -t cached ctx
+        t_ok "$label: cache: an unchanged rebuild" "${k[@]}" -t cached ctx
+        t_eq "$label: cache: both RUNs hit" "$(grep -c '^--> Using cache' "$T_OUT")" 2
+        printf 'changed\n' >ctx/data/in.txt
+        t_ok "$label: cache: the bind-mounted file changed" "${k[@]}" -t cached ctx
+        t_eq "$label: cache: that RUN and the next run again" "$(grep -c '^--> Using cache' "$T_OUT")" 0
+        printf 'hidden, changed\n' >ctx/data/hidden.txt
+        t_ok "$label: cache: an ignored file changed" "${k[@]}" -t cached ctx
+        t_eq "$label: cache: nothing runs again" "$(grep -c '^--> Using cache' "$T_OUT")" 2
+        t_ok "$label: cache: --network none" "${k[@]}" --network none -t cached ctx
+        t_eq "$label: cache: another network runs the steps again" "$(grep -c '^--> Using cache' "$T_OUT")" 0
+        printf 'from the context\n' >ctx/data/in.txt
 
         t_fails "$label: a failing RUN fails the build" 1 "${as[@]}" env KILN_ROOT="$root" \
                 "$KILN" build -f ctx/Containerfile.fail ctx
