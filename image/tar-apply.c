@@ -17,6 +17,7 @@
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/log.h"
 #include "common/idmap.h"
 #include "common/banned.h"
 
@@ -552,10 +553,16 @@ static int apply_special(struct applier *ap, int pfd, const char *base, struct a
         if (clear_place(pfd, base, false, entry, err) < 0)
                 return -1;
         if (mknodat(pfd, base, type | 0600, dev) < 0) {
-                if (errno == EPERM && type != AE_IFIFO)
-                        return kerr_set(err, EPERM, KERR_UNSUPPORTED,
-                                        "layer entry '%s': cannot create a device node here",
-                                        entry);
+                if (errno == EPERM && type != AE_IFIFO) {
+                        /* In a user namespace no device node can be made. The node is left
+                         * out, as rootless podman leaves it out: a container gets its /dev
+                         * from the sandbox, and the layer's tar (kept as its blob) still
+                         * has it for export. */
+                        klog_debug("layer entry '%s': device node left out (not permitted "
+                                   "here)",
+                                   entry);
+                        return 0;
+                }
                 return kerr_set(err, errno, KERR_IO, "layer entry '%s': create", entry);
         }
         if (set_meta_at(ap, pfd, base, e, entry, err) < 0)

@@ -31,7 +31,9 @@ else
 fi
 mkdir -p "$cache"
 pkgs=$(printf '%s\n' "$@" | sort -u | paste -sd, -)
-key=$suite-minbase${pkgs:+-$(printf '%s' "$pkgs" | sha256sum | cut -c1-12)}
+# v2: device nodes are left out of the tarball (the sandbox gives containers their /dev,
+# and no user namespace can create them).
+key=$suite-minbase-v2${pkgs:+-$(printf '%s' "$pkgs" | sha256sum | cut -c1-12)}
 tarball=$cache/$key.tar
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-debian.XXXXXX")
@@ -46,7 +48,7 @@ if [ ! -s "$tarball" ]; then
         [ "$(id -u)" = 0 ] || mode=unshare
         # apt's lists and caches are left out of the image, as Debian's own images do.
         SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --mode="$mode" --variant=minbase \
-                --format=tar ${pkgs:+--include="$pkgs"} \
+                --format=tar --skip=output/dev ${pkgs:+--include="$pkgs"} \
                 --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
                 "$suite" "$work/rootfs.tar" "$mirror" >&2
         mv "$work/rootfs.tar" "$tarball.tmp-$$"
