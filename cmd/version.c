@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "common/err.h"
 #include "common/kjson.h"
 #include "image/image.h"
 #include "registry/registry.h"
@@ -12,7 +14,9 @@
 
 int cmd_version(int argc, char **argv)
 {
-        char seccomp[32];
+        _cleanup_kerr_ struct kerr *err = NULL;
+        char seccomp[32], *why;
+        const char *curl;
 
         if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 cmd_print_help(kiln_cmd_find("version"));
@@ -24,10 +28,19 @@ int cmd_version(int argc, char **argv)
                 return cmd_usage_error("version", "unexpected argument '%s'", argv[1]);
         }
         sandbox_seccomp_version(seccomp, sizeof(seccomp));
+        /* libcurl is loaded on first use; a kiln without it still runs everything but
+         * downloads, so its absence is a line here, not a failure. */
+        curl = registry_curl_version(&err);
         printf("kiln version %s\n", KILN_VERSION);
         printf("commit:      %s\n", KILN_COMMIT);
         printf("libarchive:  %s\n", image_libarchive_version());
-        printf("libcurl:     %s\n", registry_curl_version());
+        if (curl) {
+                printf("libcurl:     %s\n", curl);
+        } else {
+                why = kerr_format(err);
+                printf("libcurl:     not available (%s)\n", why);
+                free(why);
+        }
         printf("openssl:     %s\n", registry_openssl_version());
         printf("jansson:     %s\n", kjson_library_version());
         printf("zstd:        %s\n", image_zstd_version());

@@ -2,7 +2,6 @@
 #include "common/err.h"
 
 #include <archive.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/err.h>
@@ -153,30 +152,6 @@ int kerr_from_archive(struct kerr **err, struct archive *a, const char *fmt, ...
                 kerr_set(err, 0, errnum > 0 ? KERR_IO : KERR_INVALID, "%s: %s", ctx, why);
         else
                 kerr_set(err, errnum > 0 ? errnum : 0, KERR_IO, "%s", ctx);
-        free(ctx);
-        return -1;
-}
-
-int kerr_from_curl(struct kerr **err, int curl_code, const char *errbuf, long http_status,
-                   const char *fmt, ...)
-{
-        va_list ap;
-        char *ctx;
-        const char *why;
-
-        va_start(ap, fmt);
-        ctx = vformat(fmt, ap);
-        va_end(ap);
-        if (curl_code != CURLE_OK) {
-                why = errbuf && *errbuf ? errbuf : curl_easy_strerror((CURLcode)curl_code);
-                kerr_set(err, 0, KERR_NET, "%s: %s", ctx, why);
-        } else if (http_status == 401 || http_status == 403) {
-                kerr_set(err, 0, KERR_AUTH, "%s: HTTP status %ld", ctx, http_status);
-        } else if (http_status == 404) {
-                kerr_set(err, 0, KERR_NOTFOUND, "%s: HTTP status %ld", ctx, http_status);
-        } else {
-                kerr_set(err, 0, KERR_NET, "%s: HTTP status %ld", ctx, http_status);
-        }
         free(ctx);
         return -1;
 }

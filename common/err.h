@@ -47,14 +47,12 @@ void kerr_freep(struct kerr **e);
 /* "file:line:col: message: strerror" with the parts that are set; caller frees. */
 char *kerr_format(const struct kerr *e);
 
-/* Adapters, one per dependency: they record the library's own description. */
+/* Adapters, one per dependency: they record the library's own description. libcurl's is
+ * reg_curl_error() in registry/, the one module that may call libcurl (it is loaded at run
+ * time there, not linked). */
 struct archive;
 int kerr_from_archive(struct kerr **err, struct archive *a, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-/* curl_code is a CURLcode; errbuf is the handle's CURLOPT_ERRORBUFFER (may be NULL or
- * empty); http_status 0 when there was no response. */
-int kerr_from_curl(struct kerr **err, int curl_code, const char *errbuf, long http_status,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Drains OpenSSL's error queue into the message. */
 int kerr_from_ssl(struct kerr **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* zstd_ret is a size_t result for which ZSTD_isError() is true. */

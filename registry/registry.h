@@ -8,13 +8,16 @@
 
 struct kerr;
 
-/* Versions of the linked libcurl and OpenSSL (static strings). */
-const char *registry_curl_version(void);
+/* The version of libcurl (a static string), loading it as a download would; NULL with a
+ * KERR_UNSUPPORTED error when it cannot be loaded. */
+const char *registry_curl_version(struct kerr **err);
+/* The version of the linked OpenSSL (a static string). */
 const char *registry_openssl_version(void);
 
 /* Downloads url (http or https only; redirects followed, at most 10) into fd, writing at
  * most max bytes (0: no limit). *ret_size gets the byte count; *ret_mtime (may be NULL) the
  * Last-Modified time in seconds, or -1 when the server sent none. A status other than 2xx
- * fails with an error naming the URL and the status. */
+ * fails with an error naming the URL and the status; KERR_UNSUPPORTED when libcurl, loaded
+ * on the first download, cannot be. */
 int registry_http_fetch(const char *url, int fd, uint64_t max, uint64_t *ret_size,
                         int64_t *ret_mtime, struct kerr **err);
