@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,11 @@ int main(int argc, char **argv)
         const char *env_root = getenv("KILN_ROOT");
         int opt, r;
 
+        /* File names are bytes, and layers carry them as UTF-8 (pax) where they are not
+         * ASCII: libarchive converts through the locale's charset, so make it UTF-8
+         * whatever the environment says. */
+        if (!setlocale(LC_CTYPE, "C.UTF-8"))
+                setlocale(LC_CTYPE, "C.utf8");
         if (env_root && *env_root)
                 kiln_globals.root = env_root;
         opterr = 0;

@@ -240,7 +240,11 @@ static void set_common(struct tar_writer *w, struct archive_entry *e, const char
 
 static int write_header(struct tar_writer *w, struct archive_entry *e, struct kerr **err)
 {
-        if (archive_write_header(w->a, e) != ARCHIVE_OK) {
+        int r = archive_write_header(w->a, e);
+
+        /* ARCHIVE_WARN: a name that is not text in the locale's charset went out as its
+         * bytes (pax hdrcharset=BINARY), as Go's archive/tar writes every name. */
+        if (r != ARCHIVE_OK && (r != ARCHIVE_WARN || w->sink_err)) {
                 if (w->sink_err) {
                         *err = TAKE_PTR(w->sink_err);
                         return kerr_wrap(err, "write layer entry '%s'", archive_entry_pathname(e));
@@ -422,8 +426,9 @@ static int walk(struct tar_writer *w, int dirfd, const char *prefix, struct kerr
 int image_layer_tar(int dirfd, const struct image_tar_opts *opts, image_sink_fn sink, void *ctx,
                     char ret_diff_id[KDIGEST_STRLEN], uint64_t *ret_size, struct kerr **err)
 {
-        _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+        /* digest first: cleanups run in reverse, and freeing the archive flushes it. */
         _cleanup_(kdigest_freep) struct kdigest *digest = kdigest_new(err);
+        _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
         struct tar_writer w = {.opts = opts, .sink = sink, .ctx = ctx};
         char id[KDIGEST_STRLEN];
         int r = -1;

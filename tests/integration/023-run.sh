@@ -46,6 +46,7 @@ RUN echo changed >>/t/file && chmod 0600 /t/file && \
     chown 65534:65534 /t/u65534 && ln /t/file /t/hardlink && \
     cp /bin/busybox /t/suid && chmod 4755 /t/suid && rm -r /t/gone && \
     rm -r /t/replace && mkdir /t/replace && echo new >/t/replace/new
+RUN mkdir /names && touch "/names/$(printf 'caf\303\251')" "/names/$(printf 'raw\377')"
 USER user
 WORKDIR /w
 RUN id -u >/tmp/uid && pwd >/tmp/pwd && touch /w/mine
@@ -68,7 +69,7 @@ run_case()
 
         t_ok "$label: the busybox base builds" "${as[@]}" env KILN_ROOT="$root" \
                 bash "$KILN_SRCDIR/testdata/base/busybox.sh" "$KILN" busybox
-        t_ok "$label: the build runs every RUN" "${as[@]}" env KILN_ROOT="$root" "$KILN" build \
+        t_ok "$label: the build runs every RUN" "${as[@]}" env LC_ALL=C KILN_ROOT="$root" "$KILN" build \
                 --secret "id=tok,src=$T_TMP/secret.txt" -t runs ctx
         t_grep "$label: RUN output streams through kiln" '^env: A=argval E=envval PATH=/usr/local/sbin:' "$T_OUT"
         t_ok "$label: export" "${as[@]}" env KILN_ROOT="$root" "$KILN" push runs "oci:$out:runs"
@@ -109,6 +110,9 @@ changed"
         t_eq "$label: a setuid bit" "$(stat -c %a "$r/t/suid")" 4755
         t_ok "$label: a deleted directory is gone" test ! -e "$r/t/gone"
         t_eq "$label: a replaced directory holds only the new" "$(ls "$r/t/replace")" "new"
+        t_eq "$label: names that are UTF-8 and names that are not, whatever the locale" \
+                "$(cd "$r/names" && ls | od -An -c | tr -s ' \n' ' ')" \
+                " c a f 303 251 \\n r a w 377 \\n "
         t_eq "$label: USER runs the step" "$(cat "$r/tmp/uid")" 1000
         t_eq "$label: WORKDIR is the step's directory" "$(cat "$r/tmp/pwd")" /w
         t_eq "$label: USER owns what it makes" "$(stat -c %u "$r/w/mine")" 1000
