@@ -1095,17 +1095,17 @@ static void run_env(const struct stage_run *sr, struct strv *out)
         strv_release(&all);
 }
 
-/* RUN --mount=type=bind,from=: the host directory of source in that stage or image. A
- * tree of one layer is that layer's directory; deeper ones would need a merged mount. */
-static int bind_from_fn(void *ctx, const char *from, const char *source, char **ret_host,
-                        struct kerr **err)
+/* RUN --mount=type=bind,from=: the layers of that stage or image, and source resolved in
+ * their merged view, which the sandbox merges again with overlayfs. */
+static int bind_from_fn(void *ctx, const char *from, const char *source, char ***ret_chain,
+                        size_t *ret_n, char **ret_subdir, struct kerr **err)
 {
         struct stage_run *sr = ctx;
         struct build *b = sr->b;
         struct stage_result tmp = {0};
         const struct strv *chain;
         struct builder_rootfs *view = NULL;
-        _cleanup_free_ char *res = NULL, *diff = NULL;
+        _cleanup_free_ char *res = NULL;
         struct stat st;
         long dep = stage_ref(b, sr->idx, from);
         int r = -1;
@@ -1117,21 +1117,22 @@ static int bind_from_fn(void *ctx, const char *from, const char *source, char **
                         goto out;
                 chain = &tmp.chain;
         }
-        if (chain->n != 1) {
-                r = kerr_set(err, 0, KERR_UNSUPPORTED,
-                             "a source of %zu layers cannot be bound yet (one layer can)",
-                             chain->n);
+        if (chain->n == 0) {
+                r = kerr_set(err, ENOENT, KERR_NOTFOUND, "'%s' has no files", from);
                 goto out;
         }
         view = open_view(b, chain, -1, err);
         if (!view || builder_rootfs_stat(view, source, true, &st, &res, err) < 0)
                 goto out;
-        diff = image_layer_diff_path(b->s, chain->v[0]);
-        struct kbuf host = KBUF_INIT;
-        kbuf_puts(&host, diff);
-        if (strcmp(res, "/") != 0)
-                kbuf_puts(&host, res);
-        *ret_host = kbuf_detach(&host);
+        {
+                struct strv copy = {0};
+
+                for (size_t i = 0; i < chain->n; i++)
+                        strv_push(&copy, chain->v[i]);
+                *ret_chain = copy.v;
+                *ret_n = copy.n;
+        }
+        *ret_subdir = TAKE_PTR(res);
         r = 0;
 out:
         builder_rootfs_free(view);

@@ -389,10 +389,12 @@ struct builder_run_opts {
         size_t n_secrets;
         struct builder_context *ctx; /* for --mount=type=bind without from */
         const char *context_dir;
-        /* For --mount=type=bind,from=: the host path (caller frees) of source inside the
-         * stage or image from, to be bound read-only. */
-        int (*bind_from)(void *ctx, const char *from, const char *source, char **ret_host,
-                         struct kerr **err);
+        /* For --mount=type=bind,from=: the chain ids of the layers of the stage or image
+         * from, bottom first (*ret_chain is NULL-terminated; caller frees each and it), and
+         * source resolved inside their merged tree, symlinks followed inside it (caller
+         * frees). A source the tree lacks is KERR_NOTFOUND. */
+        int (*bind_from)(void *ctx, const char *from, const char *source, char ***ret_chain,
+                         size_t *ret_n, char **ret_subdir, struct kerr **err);
         void *bind_ctx;
         int out_fd, err_fd;
 };

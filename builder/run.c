@@ -279,12 +279,73 @@ out:
         return r;
 }
 
+/* For a bind with rw: dir/bind-N/{upper,work}, where the sandbox's overlay puts what the
+ * step writes, gone with the step's dir. The upper dir is the merged tree's root, so it
+ * takes the mode and owner of the top lower's. */
+static int discard_dirs(const char *dir, size_t n, const char *top, struct run_mounts *m,
+                        const char **ret_upper, const char **ret_work, struct kerr **err)
+{
+        struct kbuf base = KBUF_INIT, up = KBUF_INIT, wk = KBUF_INIT;
+        struct stat st;
+        int r = -1;
+
+        kbuf_printf(&base, "%s/bind-%zu", dir, n);
+        kbuf_printf(&up, "%s/upper", base.data);
+        kbuf_printf(&wk, "%s/work", base.data);
+        if (stat(top, &st) < 0) {
+                kerr_set(err, errno, KERR_IO, "stat '%s'", top);
+                goto out;
+        }
+        if (mkdir(base.data, 0700) < 0 || mkdir(up.data, 0755) < 0 || mkdir(wk.data, 0700) < 0 ||
+            chown(up.data, st.st_uid, st.st_gid) < 0 || chmod(up.data, st.st_mode & 07777) < 0) {
+                kerr_set(err, errno, KERR_IO, "create the directories of a writable bind in '%s'",
+                         base.data);
+                goto out;
+        }
+        *ret_upper = keep_path(m, kbuf_detach(&up));
+        *ret_work = keep_path(m, kbuf_detach(&wk));
+        r = 0;
+out:
+        kbuf_release(&base);
+        kbuf_release(&up);
+        kbuf_release(&wk);
+        return r;
+}
+
+/* A mount of subdir inside the merged tree of lowers (kept by m), writable with the
+ * writes thrown away when rw. */
+static int add_overlay(const struct builder_run_opts *o, const struct parser_mount *pm,
+                       const char *dir, char **lowers, size_t n, char *subdir, struct run_mounts *m,
+                       struct kerr **err)
+{
+        size_t idx = m->n;
+        const char *upper = NULL, *work = NULL;
+
+        keep_path(m, (char *)lowers);
+        for (size_t i = 0; i < n; i++)
+                keep_path(m, lowers[i]);
+        keep_path(m, subdir);
+        if (!pm->readonly && discard_dirs(dir, idx, lowers[n - 1], m, &upper, &work, err) < 0)
+                return -1;
+        struct sandbox_mount *sm = add_mount(m);
+        sm->type = SANDBOX_MOUNT_OVERLAY;
+        sm->lowers = (const char *const *)lowers;
+        sm->n_lowers = n;
+        sm->upper = upper;
+        sm->work = work;
+        sm->subdir = subdir;
+        sm->target = mount_target(m, o, pm->target);
+        sm->readonly = pm->readonly;
+        return 0;
+}
+
+/* --mount=type=bind from the context: read-only by default; with rw the step may write,
+ * and what it writes is thrown away with the step (the context stays as it is). */
 static int bind_from_context(const struct builder_run_opts *o, const struct parser_mount *pm,
                              const char *dir, struct run_mounts *m, struct kerr **err)
 {
-        _cleanup_free_ char *res = NULL, *base = NULL;
+        _cleanup_free_ char *res = NULL;
         struct stat st;
-        struct kbuf host = KBUF_INIT;
         const char *src = pm->source ? pm->source : "/";
         int r;
 
@@ -303,43 +364,52 @@ static int bind_from_context(const struct builder_run_opts *o, const struct pars
                 return kerr_set(err, EINVAL, KERR_INVALID,
                                 "--mount=type=bind,source=%s: neither a file nor a directory", src);
         if (builder_context_has_ignore(o->ctx)) {
+                /* The copy is the step's own: a writable bind writes into it, and it goes
+                 * with the step's dir. */
                 char *copy = NULL;
                 if (filtered_copy(o, res, S_ISDIR(st.st_mode), dir, m->n, &copy, err) < 0)
                         return kerr_wrap(err, "--mount=type=bind,source=%s", src);
-                kbuf_puts(&host, copy);
-                free(copy);
-        } else {
-                base = realpath(o->context_dir, NULL);
-                if (!base)
-                        return kerr_set(err, errno, KERR_IO, "resolve the build context '%s'",
-                                        o->context_dir);
-                kbuf_puts(&host, base);
-                if (strcmp(res, "/") != 0)
-                        kbuf_puts(&host, res);
+                struct sandbox_mount *sm = add_mount(m);
+                sm->type = SANDBOX_MOUNT_BIND;
+                sm->source = keep_path(m, copy);
+                sm->target = mount_target(m, o, pm->target);
+                sm->readonly = pm->readonly;
+                return 0;
         }
-        struct sandbox_mount *sm = add_mount(m);
-        sm->type = SANDBOX_MOUNT_BIND;
-        sm->source = keep_path(m, kbuf_detach(&host));
-        sm->target = mount_target(m, o, pm->target);
-        sm->readonly = true;
+        /* The context dir as the one lower dir, and source opened inside it again by the
+         * sandbox (RESOLVE_IN_ROOT): a symlink swapped in meanwhile still cannot lead out. */
+        char **lowers = kcalloc(2, sizeof(*lowers));
+        lowers[0] = realpath(o->context_dir, NULL);
+        if (!lowers[0]) {
+                free(lowers);
+                return kerr_set(err, errno, KERR_IO, "resolve the build context '%s'",
+                                o->context_dir);
+        }
+        if (add_overlay(o, pm, dir, lowers, 1, TAKE_PTR(res), m, err) < 0)
+                return kerr_wrap(err, "--mount=type=bind,source=%s", src);
         return 0;
 }
 
-/* --mount=type=bind,from=STAGE|IMAGE: the builder says where that tree is on the host. */
+/* --mount=type=bind,from=STAGE|IMAGE: source in the merged tree of its layers. */
 static int bind_from_stage(const struct builder_run_opts *o, const struct parser_mount *pm,
-                           struct run_mounts *m, struct kerr **err)
+                           const char *dir, struct run_mounts *m, struct kerr **err)
 {
-        char *host = NULL;
+        char **chain = NULL, *subdir = NULL;
+        size_t n = 0;
 
         if (!o->bind_from)
                 return kerr_set(err, 0, KERR_INTERNAL, "--mount=type=bind,from: no resolver");
-        if (o->bind_from(o->bind_ctx, pm->from, pm->source ? pm->source : "/", &host, err) < 0)
+        if (o->bind_from(o->bind_ctx, pm->from, pm->source ? pm->source : "/", &chain, &n, &subdir,
+                         err) < 0)
                 return kerr_wrap(err, "--mount=type=bind,from=%s", pm->from);
-        struct sandbox_mount *sm = add_mount(m);
-        sm->type = SANDBOX_MOUNT_BIND;
-        sm->source = keep_path(m, host);
-        sm->target = mount_target(m, o, pm->target);
-        sm->readonly = true;
+        char **lowers = kcalloc(n + 1, sizeof(*lowers));
+        for (size_t i = 0; i < n; i++) {
+                lowers[i] = image_layer_diff_path(o->s, chain[i]);
+                free(chain[i]);
+        }
+        free(chain);
+        if (add_overlay(o, pm, dir, lowers, n, subdir, m, err) < 0)
+                return kerr_wrap(err, "--mount=type=bind,from=%s", pm->from);
         return 0;
 }
 
@@ -510,11 +580,8 @@ static int mounts_of(const struct builder_run_opts *o, const char *dir, struct r
 
                 switch (pm->type) {
                 case PARSER_MOUNT_BIND:
-                        if (!pm->readonly)
-                                r = kerr_set(err, 0, KERR_UNSUPPORTED,
-                                             "--mount=type=bind,rw is not supported yet");
-                        else if (pm->from)
-                                r = bind_from_stage(o, pm, m, err);
+                        if (pm->from)
+                                r = bind_from_stage(o, pm, dir, m, err);
                         else
                                 r = bind_from_context(o, pm, dir, m, err);
                         break;

@@ -70,6 +70,7 @@ struct sbx_root {
         int rootfd;                   /* the container's root directory (O_PATH) */
         int upperfd;                  /* the upper dir when the root is an overlay, else -1 */
         uint64_t mnt_id;              /* the root's mount id */
+        unsigned n_staged;            /* overlay mounts staged so far (rootfs.c) */
         int chan;                     /* where records go */
         struct sbx_created_list seen; /* what was recorded (to record each once) */
 };
@@ -105,8 +106,17 @@ int sbx_remount_ro(const char *path, bool recursive, struct kerr **err);
 
 /* ---- overlay.c ---- */
 
-/* Mounts the layer stack of s (host paths seen below SBX_OLDROOT) at target. */
-int sbx_overlay_mount(const struct sandbox_spec *s, bool userxattr, const char *target,
+/* A stack of layers to merge: host paths (absolute, normalised; seen below SBX_OLDROOT),
+ * bottom first, and an upper dir with its work dir, or neither (a read-only tree of at
+ * least two lowers). */
+struct sbx_stack {
+        const char *const *lowers;
+        size_t n_lowers;
+        const char *upper, *work;
+};
+
+/* Mounts the stack at target. */
+int sbx_overlay_mount(const struct sbx_stack *s, bool userxattr, const char *target,
                       struct kerr **err);
 /* For tests: pretend the new mount API has no "lowerdir+" (kernels before 6.8). */
 void sbx_overlay_set_legacy(bool legacy);

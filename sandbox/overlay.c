@@ -89,7 +89,7 @@ static int refused(struct kerr **err, int errnum)
 
 /* fsopen + one "lowerdir+" per layer (Linux 6.8): no limit on the stack's total length.
  * Sets *ret_legacy when the kernel lacks that API and mount(2) must do. */
-static int mount_new(const struct sandbox_spec *s, bool userxattr, const char *target,
+static int mount_new(const struct sbx_stack *s, bool userxattr, const char *target,
                      bool *ret_legacy, struct kerr **err)
 {
         _cleanup_close_ int fsfd = -1, mfd = -1;
@@ -132,7 +132,7 @@ static int mount_new(const struct sandbox_spec *s, bool userxattr, const char *t
                         return fs_error(err, fsfd, errno, KERR_IO, what);
                 }
         }
-        {
+        if (s->upper) {
                 _cleanup_free_ char *up = host(s->upper), *wk = host(s->work);
 
                 if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", up, 0) < 0)
@@ -153,7 +153,8 @@ static int mount_new(const struct sandbox_spec *s, bool userxattr, const char *t
                         return refused(err, errno);
                 return fs_error(err, fsfd, errno, KERR_IO, "create");
         }
-        mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+        /* Without an upper dir overlayfs is read-only anyway; the mount says so too. */
+        mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, s->upper ? 0 : MOUNT_ATTR_RDONLY);
         if (mfd < 0)
                 return fs_error(err, fsfd, errno, KERR_IO, "fsmount");
         if (move_mount(mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -189,15 +190,17 @@ static void cut(char *dir, size_t *len)
 
 /* The longest directory that holds every path of the stack, on component boundaries
  * (paths are absolute and normalised). */
-static char *common_parent(const struct sandbox_spec *s)
+static char *common_parent(const struct sbx_stack *s)
 {
-        char *dir = kstrdup(s->upper);
+        char *dir = kstrdup(s->upper ? s->upper : s->lowers[0]);
         size_t len = strlen(dir);
 
         cut(dir, &len);
         for (size_t i = 0; i <= s->n_lowers; i++) {
                 const char *p = i < s->n_lowers ? s->lowers[i] : s->work;
 
+                if (!p)
+                        continue;
                 while (len > 0 && !below(p, dir, len))
                         cut(dir, &len);
         }
@@ -220,7 +223,7 @@ static const char *relative(const char *path, const char *parent)
 
 /* mount(2) takes one page of options: relative paths from a common parent (the cwd while
  * mounting) keep deep stacks short. */
-static int mount_legacy(const struct sandbox_spec *s, bool userxattr, const char *target,
+static int mount_legacy(const struct sbx_stack *s, bool userxattr, const char *target,
                         struct kerr **err)
 {
         _cleanup_free_ char *parent = common_parent(s);
@@ -237,10 +240,12 @@ static int mount_legacy(const struct sandbox_spec *s, bool userxattr, const char
                 if (i)
                         kbuf_putc(&o, ':');
         }
-        kbuf_puts(&o, ",upperdir=");
-        put_escaped(&o, relative(s->upper, parent));
-        kbuf_puts(&o, ",workdir=");
-        put_escaped(&o, relative(s->work, parent));
+        if (s->upper) {
+                kbuf_puts(&o, ",upperdir=");
+                put_escaped(&o, relative(s->upper, parent));
+                kbuf_puts(&o, ",workdir=");
+                put_escaped(&o, relative(s->work, parent));
+        }
         opts = options(userxattr, &n_opts);
         for (size_t i = 0; i < n_opts; i++)
                 kbuf_printf(&o, ",%s%s%s", opts[i][0], opts[i][1] ? "=" : "",
@@ -262,7 +267,7 @@ static int mount_legacy(const struct sandbox_spec *s, bool userxattr, const char
                 kbuf_release(&o);
                 return -1;
         }
-        r = mount("overlay", target, "overlay", 0, o.data);
+        r = mount("overlay", target, "overlay", s->upper ? 0 : MS_RDONLY, o.data);
         if (r < 0) {
                 int en = errno;
 
@@ -277,7 +282,7 @@ static int mount_legacy(const struct sandbox_spec *s, bool userxattr, const char
         return r;
 }
 
-int sbx_overlay_mount(const struct sandbox_spec *s, bool userxattr, const char *target,
+int sbx_overlay_mount(const struct sbx_stack *s, bool userxattr, const char *target,
                       struct kerr **err)
 {
         bool legacy = force_legacy;

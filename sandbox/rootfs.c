@@ -303,6 +303,73 @@ static size_t depth(const char *path)
         return n;
 }
 
+/* An overlay mount: the stack is merged at /stage-N, a directory of the tmpfs the root is
+ * assembled in (outside the container's root, so never in its upper dir), subdir is opened
+ * inside the merged tree with RESOLVE_IN_ROOT and bound at the target, and the staging
+ * mount is detached again: the bind keeps the tree alive. */
+static int setup_overlay_mount(struct sbx_root *r, bool userns, const struct sandbox_mount *m,
+                               struct kerr **err)
+{
+        _cleanup_free_ char *stage = fmt("/stage-%u", r->n_staged++);
+        _cleanup_free_ char *rel = NULL, *dir = NULL;
+        _cleanup_close_ int stagefd = -1, subfd = -1, fd = -1;
+        const char *sub = m->subdir && *m->subdir ? m->subdir : "/";
+        char src[64], dst[64];
+        struct stat st;
+        int ret = -1;
+
+        if (mkdir(stage, 0700) < 0)
+                return kerr_set(err, errno, KERR_IO, "create the staging point '%s'", stage);
+        if (m->n_lowers == 1 && !m->upper) {
+                _cleanup_free_ char *lower = fmt(SBX_OLDROOT "%s", m->lowers[0]);
+
+                if (do_mount(lower, stage, NULL, MS_BIND | MS_REC, NULL, m->lowers[0], err) < 0)
+                        goto out_dir;
+        } else {
+                struct sbx_stack stack = {
+                        .lowers = m->lowers,
+                        .n_lowers = m->n_lowers,
+                        .upper = m->upper,
+                        .work = m->work,
+                };
+
+                if (sbx_overlay_mount(&stack, userns, stage, err) < 0)
+                        goto out_dir;
+        }
+        stagefd = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (stagefd < 0) {
+                kerr_set(err, errno, KERR_IO, "open '%s'", stage);
+                goto out;
+        }
+        subfd = kfs_open_in_root(stagefd, sub, O_PATH, 0, 0, err);
+        if (subfd < 0) {
+                kerr_wrap(err, "open '%s' in the merged tree", sub);
+                goto out;
+        }
+        if (fstat(subfd, &st) < 0) {
+                kerr_set(err, errno, KERR_IO, "stat '%s' in the merged tree", sub);
+                goto out;
+        }
+        fd = sbx_target_open(r, m->target, S_ISDIR(st.st_mode), m->mode ? m->mode : 0644, &rel,
+                             err);
+        if (fd < 0)
+                goto out;
+        sbx_fd_path(src, sizeof(src), subfd);
+        sbx_fd_path(dst, sizeof(dst), fd);
+        if (do_mount(src, dst, NULL, MS_BIND | MS_REC, NULL, m->target, err) < 0)
+                goto out;
+        dir = fmt(SBX_NEWROOT "/%s", rel);
+        if (m->readonly && sbx_remount_ro(dir, true, err) < 0)
+                goto out;
+        ret = 0;
+out:
+        if (umount2(stage, MNT_DETACH) < 0 && ret == 0)
+                ret = kerr_set(err, errno, KERR_IO, "detach the staging point '%s'", stage);
+out_dir:
+        (void)rmdir(stage);
+        return ret;
+}
+
 static int setup_one_mount(struct sbx_root *r, const struct sandbox_mount *m, struct kerr **err)
 {
         _cleanup_free_ char *rel = NULL, *dir = NULL, *src = NULL, *data = NULL;
@@ -336,7 +403,8 @@ static int setup_one_mount(struct sbx_root *r, const struct sandbox_mount *m, st
 }
 
 /* Parents before children: mounts sorted by the depth of their targets. */
-static int setup_mounts(struct sbx_root *r, const struct sandbox_spec *s, struct kerr **err)
+static int setup_mounts(struct sbx_root *r, const struct sandbox_spec *s, bool userns,
+                        struct kerr **err)
 {
         size_t max = 0;
 
@@ -346,7 +414,9 @@ static int setup_mounts(struct sbx_root *r, const struct sandbox_spec *s, struct
         for (size_t d = 0; d <= max; d++)
                 for (size_t i = 0; i < s->n_mounts; i++)
                         if (depth(s->mounts[i].target) == d &&
-                            setup_one_mount(r, &s->mounts[i], err) < 0)
+                            (s->mounts[i].type == SANDBOX_MOUNT_OVERLAY
+                                     ? setup_overlay_mount(r, userns, &s->mounts[i], err)
+                                     : setup_one_mount(r, &s->mounts[i], err)) < 0)
                                 return kerr_wrap(err, "mount '%s'", s->mounts[i].target);
         return 0;
 }
@@ -392,8 +462,16 @@ static int mount_root(const struct sbx_child *c, struct kerr **err)
         const struct sandbox_spec *s = c->spec;
         _cleanup_free_ char *upper = fmt(SBX_OLDROOT "%s", s->upper);
 
-        if (s->n_lowers)
-                return sbx_overlay_mount(s, c->userns, SBX_NEWROOT, err);
+        if (s->n_lowers) {
+                struct sbx_stack stack = {
+                        .lowers = s->lowers,
+                        .n_lowers = s->n_lowers,
+                        .upper = s->upper,
+                        .work = s->work,
+                };
+
+                return sbx_overlay_mount(&stack, c->userns, SBX_NEWROOT, err);
+        }
         return do_mount(upper, SBX_NEWROOT, NULL, MS_BIND, NULL, "the upper dir as the root", err);
 }
 
@@ -438,7 +516,7 @@ int sbx_rootfs_setup(const struct sbx_child *c, struct kerr **err)
                 }
         }
         if (setup_proc(&r, err) < 0 || setup_dev(&r, err) < 0 || setup_sys(&r, c, err) < 0 ||
-            setup_etc(&r, s, err) < 0 || setup_mounts(&r, s, err) < 0)
+            setup_etc(&r, s, err) < 0 || setup_mounts(&r, s, c->userns, err) < 0)
                 goto out;
         kfs_close(TAKE_FD(r.rootfd));
         if (r.upperfd >= 0)

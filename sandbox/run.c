@@ -100,6 +100,8 @@ struct run {
         struct sandbox_spec spec; /* the caller's, with normalised host paths */
         char **lowers;
         struct sandbox_mount *mounts;
+        char **strs; /* what the mounts' normalised paths point to */
+        size_t n_strs;
         char *upper, *work, *etc_dir;
         char hostname[16];
         uint64_t caps;
@@ -123,8 +125,9 @@ static void run_release(struct run *r)
         for (size_t i = 0; r->lowers && i < r->spec.n_lowers; i++)
                 free(r->lowers[i]);
         free(r->lowers);
-        for (size_t i = 0; r->mounts && i < r->spec.n_mounts; i++)
-                free((char *)r->mounts[i].source);
+        for (size_t i = 0; i < r->n_strs; i++)
+                free(r->strs[i]);
+        free(r->strs);
         free(r->mounts);
         free(r->upper);
         free(r->work);
@@ -175,8 +178,43 @@ static int check_spec(const struct sandbox_spec *s, struct kerr **err)
                 if (m->type == SANDBOX_MOUNT_BIND && (!m->source || !*m->source))
                         return kerr_set(err, 0, KERR_INVALID,
                                         "sandbox: bind mount on '%s' has no source", m->target);
+                if (m->type != SANDBOX_MOUNT_OVERLAY)
+                        continue;
+                if (!m->n_lowers || !m->lowers)
+                        return kerr_set(err, 0, KERR_INVALID,
+                                        "sandbox: overlay mount on '%s' has no lower dirs",
+                                        m->target);
+                for (size_t k = 0; k < m->n_lowers; k++)
+                        if (!m->lowers[k] || !*m->lowers[k])
+                                return kerr_set(err, 0, KERR_INVALID,
+                                                "sandbox: overlay mount on '%s': lower dir %zu "
+                                                "is empty",
+                                                m->target, k + 1);
+                if (!m->upper != !m->work || (m->upper && (!*m->upper || !*m->work)))
+                        return kerr_set(err, 0, KERR_INVALID,
+                                        "sandbox: overlay mount on '%s' needs both an upper and "
+                                        "a work dir, or neither",
+                                        m->target);
+                if (m->n_lowers > SBX_OVERLAY_MAX_LAYERS)
+                        return kerr_set(err, 0, KERR_UNSUPPORTED,
+                                        "sandbox: overlay mount on '%s': %zu layers are more "
+                                        "than overlayfs stacks (%d): the layer stack must be "
+                                        "flattened",
+                                        m->target, m->n_lowers, SBX_OVERLAY_MAX_LAYERS);
         }
         return 0;
+}
+
+static const char *keep(struct run *r, char *p)
+{
+        r->strs = kreallocarray(r->strs, r->n_strs + 1, sizeof(*r->strs));
+        r->strs[r->n_strs++] = p;
+        return p;
+}
+
+static const char *keep_norm(struct run *r, const char *path)
+{
+        return keep(r, norm_path(path));
 }
 
 /* The spec with its host paths absolute and normalised, as the child sees them below
@@ -196,8 +234,21 @@ static void copy_spec(struct run *r, const struct sandbox_spec *s)
         r->spec.etc_dir = r->etc_dir;
         r->mounts = kcalloc(s->n_mounts + 1, sizeof(*r->mounts));
         for (size_t i = 0; i < s->n_mounts; i++) {
-                r->mounts[i] = s->mounts[i];
-                r->mounts[i].source = s->mounts[i].source ? norm_path(s->mounts[i].source) : NULL;
+                const struct sandbox_mount *m = &s->mounts[i];
+                struct sandbox_mount *c = &r->mounts[i];
+
+                *c = *m;
+                c->source = m->source ? keep_norm(r, m->source) : NULL;
+                c->upper = m->upper ? keep_norm(r, m->upper) : NULL;
+                c->work = m->work ? keep_norm(r, m->work) : NULL;
+                if (m->type == SANDBOX_MOUNT_OVERLAY) {
+                        char **v = kcalloc(m->n_lowers + 1, sizeof(*v));
+
+                        for (size_t k = 0; k < m->n_lowers; k++)
+                                v[k] = (char *)keep_norm(r, m->lowers[k]);
+                        keep(r, (char *)v);
+                        c->lowers = (const char *const *)v;
+                }
         }
         r->spec.mounts = r->mounts;
         if (!r->spec.cwd)

@@ -70,12 +70,21 @@ enum sandbox_net {
 enum sandbox_mount_type {
         SANDBOX_MOUNT_BIND = 0, /* source: a host path (file or directory) */
         SANDBOX_MOUNT_TMPFS,    /* source unused */
+        SANDBOX_MOUNT_OVERLAY,  /* lowers (+ upper, work): a merged tree, subdir of it bound */
 };
 
 /* An extra mount inside the container (RUN --mount, kiln run -v/--tmpfs). target is an
  * absolute path in the container; a missing target is created as a directory (or an empty
  * file when source is a file) and removed again after the run when the sandbox made it,
- * so mount points never end up in the upper dir. */
+ * so mount points never end up in the upper dir.
+ *
+ * SANDBOX_MOUNT_OVERLAY merges lowers (host dirs in overlay format, bottom first) at a
+ * private point outside the container's root, then binds subdir of the merged tree at
+ * target. subdir (NULL: "/") is resolved inside that tree as openat2 RESOLVE_IN_ROOT does,
+ * so its symlinks never lead out of it. With upper and work (empty dirs on one file
+ * system, e.g. in the step's dir under the store's tmp/) the tree is writable and what is
+ * written lands in upper, for the caller to throw away; without them it is read-only, and
+ * one lower alone is bound as it is. */
 struct sandbox_mount {
         enum sandbox_mount_type type;
         const char *source;
@@ -85,6 +94,11 @@ struct sandbox_mount {
         uid_t uid;   /* owner of a tmpfs root; 0 by default */
         gid_t gid;
         size_t size; /* tmpfs size in bytes; 0: the kernel's default */
+        /* SANDBOX_MOUNT_OVERLAY */
+        const char *const *lowers;
+        size_t n_lowers;
+        const char *upper, *work;
+        const char *subdir;
 };
 
 struct sandbox_spec {

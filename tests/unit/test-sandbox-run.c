@@ -18,7 +18,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -863,6 +865,202 @@ TEST(run_extra_mounts)
         upper = list_tree(t.upper);
         CHECK_STREQ(upper, "");
         t_free(&t);
+}
+
+/* Two lower dirs in overlay format for the overlay mounts: lower-a at the bottom, lower-b
+ * on top of it with a whiteout, an opaque directory and a file that replaces one of a's. */
+static bool make_overlay_lowers(char **ret_a, char **ret_b)
+{
+        _cleanup_free_ char *a = fmt("%s/lower-a", fx.dir), *b = fmt("%s/lower-b", fx.dir);
+        static const char *const a_dirs[] = {"d", "d/sub", "o", "etc", NULL};
+        static const char *const a_files[][2] = {
+                {"d/keep", "a-keep\n"}, {"d/gone", "a-gone\n"},   {"d/sub/deep", "deep\n"},
+                {"f", "a-file\n"},      {"o/hidden", "hidden\n"}, {"etc/marker", "tree\n"},
+        };
+        static const char *const b_files[][2] = {
+                {"d/new", "b-new\n"}, {"f", "b-file\n"}, {"o/shown", "shown\n"}};
+        const char *opaque = fx.userns ? "user.overlay.opaque" : "trusted.overlay.opaque";
+        bool ok = mkdir(a, 0755) == 0 && mkdir(b, 0755) == 0;
+
+        for (const char *const *d = a_dirs; ok && *d; d++) {
+                _cleanup_free_ char *p = fmt("%s/%s", a, *d);
+
+                ok = mkdir(p, 0755) == 0;
+        }
+        for (size_t i = 0; ok && i < ARRAY_SIZE(a_files); i++) {
+                _cleanup_free_ char *p = fmt("%s/%s", a, a_files[i][0]);
+
+                ok = write_file(p, a_files[i][1], strlen(a_files[i][1]), 0644);
+        }
+        {
+                /* A link that climbs out of the tree, were it followed on the host. */
+                _cleanup_free_ char *l = fmt("%s/out", a);
+                _cleanup_free_ char *bd = fmt("%s/d", b), *bo = fmt("%s/o", b);
+                _cleanup_free_ char *wh = fmt("%s/d/gone", b);
+
+                ok = ok && symlink("../../../../../../..", l) == 0 && mkdir(bd, 0755) == 0 &&
+                     mkdir(bo, 0755) == 0 && setxattr(bo, opaque, "y", 1, 0) == 0 &&
+                     mknod(wh, S_IFCHR | 0600, makedev(0, 0)) == 0;
+        }
+        for (size_t i = 0; ok && i < ARRAY_SIZE(b_files); i++) {
+                _cleanup_free_ char *p = fmt("%s/%s", b, b_files[i][0]);
+
+                ok = write_file(p, b_files[i][1], strlen(b_files[i][1]), 0644);
+        }
+        *ret_a = TAKE_PTR(a);
+        *ret_b = TAKE_PTR(b);
+        return ok;
+}
+
+TEST(run_overlay_mounts)
+{
+        _cleanup_free_ char *a = NULL, *b = NULL, *a_before = NULL, *b_before = NULL;
+        _cleanup_free_ char *rw = NULL, *rw_upper = NULL, *rw_work = NULL;
+        const char *both[2], *one[1];
+        struct sandbox_mount m[5];
+        struct t_run t = {.argv = ARGV("sh", "-c",
+                                       "cat /ro/d/keep /ro/f; ls /ro/d; ls /ro/o; "
+                                       "test -e /ro/d/gone || echo gone-hidden; "
+                                       "touch /ro/x 2>/dev/null || echo ro-refused; "
+                                       "ls /sub; cat /inside/marker; cat /file; "
+                                       "echo w >/rw/d/keep && rm /rw/f && cat /rw/d/keep && "
+                                       "test ! -e /rw/f && echo rw-removed")};
+
+        SETUP();
+        CHECK(make_overlay_lowers(&a, &b));
+        a_before = list_tree(a);
+        b_before = list_tree(b);
+        rw = fmt("%s/overlay-rw", fx.dir);
+        rw_upper = fmt("%s/upper", rw);
+        rw_work = fmt("%s/work", rw);
+        CHECK(mkdir(rw, 0755) == 0 && mkdir(rw_upper, 0755) == 0 && mkdir(rw_work, 0700) == 0);
+        both[0] = a;
+        both[1] = b;
+        one[0] = b;
+        memset(m, 0, sizeof(m));
+        m[0] = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                      .target = "/ro",
+                                      .lowers = both,
+                                      .n_lowers = 2,
+                                      .readonly = true};
+        m[1] = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                      .target = "/sub",
+                                      .lowers = both,
+                                      .n_lowers = 2,
+                                      .subdir = "/d/sub",
+                                      .readonly = true};
+        /* "/out" climbs out of the tree on the host; inside the tree it stops at its root. */
+        m[2] = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                      .target = "/inside",
+                                      .lowers = both,
+                                      .n_lowers = 2,
+                                      .subdir = "/out/etc",
+                                      .readonly = true};
+        m[3] = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                      .target = "/file",
+                                      .lowers = one,
+                                      .n_lowers = 1,
+                                      .subdir = "f",
+                                      .readonly = true};
+        m[4] = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                      .target = "/rw",
+                                      .lowers = both,
+                                      .n_lowers = 2,
+                                      .upper = rw_upper,
+                                      .work = rw_work};
+        t.mounts = m;
+        t.n_mounts = 5;
+        t_exec(&t);
+        CHECK(ran_ok(&t));
+        CHECK_STREQ(t.out, "a-keep\nb-file\nkeep\nnew\nsub\nshown\ngone-hidden\nro-refused\n"
+                           "deep\ntree\nb-file\nw\nrw-removed\n");
+        {
+                _cleanup_free_ char *upper = list_tree(t.upper), *mu = list_tree(rw_upper);
+                _cleanup_free_ char *a_after = list_tree(a), *b_after = list_tree(b);
+                _cleanup_free_ char *keep = fmt("%s/d/keep", rw_upper), *wh = fmt("%s/f", rw_upper);
+                struct kbuf k = KBUF_INIT;
+                struct stat st;
+
+                CASE("no mount point or staging point in the step's upper dir");
+                CHECK_STREQ(upper, "");
+                CASE("the writes of the rw mount are in its own upper dir");
+                CHECK_STREQ(mu, "d\nd/keep\nf\n");
+                CHECK(kfs_read_file(AT_FDCWD, keep, 0, &k, NULL) == 0);
+                CHECK_STREQ(k.data, "w\n");
+                kbuf_release(&k);
+                CHECK(lstat(wh, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == 0);
+                CASE("the lower dirs are as they were");
+                CHECK_STREQ(a_after, a_before);
+                CHECK_STREQ(b_after, b_before);
+                k = (struct kbuf)KBUF_INIT;
+                free(keep);
+                keep = fmt("%s/d/keep", a);
+                CHECK(kfs_read_file(AT_FDCWD, keep, 0, &k, NULL) == 0);
+                CHECK_STREQ(k.data, "a-keep\n");
+                kbuf_release(&k);
+        }
+        {
+                struct t_run legacy = {.argv = ARGV("sh", "-c",
+                                                    "cat /ro/f; ls /ro/d; "
+                                                    "touch /ro/x 2>/dev/null || echo ro-refused"),
+                                       .mounts = m,
+                                       .n_mounts = 1};
+
+                CASE("mount(2) merges a read-only tree too");
+                sbx_overlay_set_legacy(true);
+                t_exec(&legacy);
+                sbx_overlay_set_legacy(false);
+                CHECK(ran_ok(&legacy));
+                CHECK_STREQ(legacy.out, "b-file\nkeep\nnew\nsub\nro-refused\n");
+                t_free(&legacy);
+        }
+        t_free(&t);
+}
+
+TEST(run_overlay_mount_errors)
+{
+        _cleanup_free_ char *a = fmt("%s/lower-a", fx.dir), *b = fmt("%s/lower-b", fx.dir);
+        const char *both[2];
+        struct sandbox_mount missing = {0}, half = {0}, none = {0};
+        struct t_run t_missing = {.argv = ARGV("true")}, t_half = {.argv = ARGV("true")};
+        struct t_run t_none = {.argv = ARGV("true")};
+
+        SETUP();
+        both[0] = a;
+        both[1] = b;
+        missing = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                         .target = "/m",
+                                         .lowers = both,
+                                         .n_lowers = 2,
+                                         .subdir = "/no/such",
+                                         .readonly = true};
+        half = missing;
+        half.subdir = NULL;
+        half.upper = a;
+        none = missing;
+        none.n_lowers = 0;
+        t_missing.mounts = &missing;
+        t_half.mounts = &half;
+        t_none.mounts = &none;
+        t_missing.n_mounts = t_half.n_mounts = t_none.n_mounts = 1;
+        CASE("a subdir the tree does not have");
+        t_exec(&t_missing);
+        CHECK(t_missing.rc < 0 && t_missing.err && t_missing.err->errnum == ENOENT);
+        CHECK_HAS(t_missing.err ? t_missing.err->msg : NULL, "'/no/such' in the merged tree");
+        {
+                _cleanup_free_ char *u = list_tree(t_missing.upper);
+
+                CHECK_STREQ(u, "");
+        }
+        CASE("an upper dir without a work dir");
+        t_exec(&t_half);
+        CHECK(t_half.rc < 0 && t_half.err && t_half.err->code == KERR_INVALID);
+        CASE("no lower dirs");
+        t_exec(&t_none);
+        CHECK(t_none.rc < 0 && t_none.err && t_none.err->code == KERR_INVALID);
+        t_free(&t_missing);
+        t_free(&t_half);
+        t_free(&t_none);
 }
 
 TEST(run_read_only_root)
