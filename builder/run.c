@@ -14,6 +14,7 @@
 #include "common/digest.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/idmap.h"
 #include "parser/parser.h"
 #include "sandbox/sandbox.h"
 #include "common/banned.h"
@@ -693,12 +694,16 @@ int builder_run_step(const struct builder_run_opts *o, char **ret_dir, struct ke
         };
         if (sandbox_run(&spec, &res, err) < 0)
                 goto out;
-        if (res.signaled) {
-                kerr_set(err, 0, KERR_INVALID, "killed by signal %d", res.status);
-                goto out;
-        }
-        if (res.status != 0) {
-                kerr_set(err, 0, KERR_INVALID, "exit status %d", res.status);
+        if (res.signaled || res.status != 0) {
+                /* Without subordinate ids a chown in the step fails with EINVAL inside the
+                 * container, where kiln cannot see it: say what may have been missing. */
+                const char *hint = kidmap_single_id_hint();
+                kerr_set(err, 0, KERR_INVALID, "%s %d%s%s%s",
+                         res.signaled ? "killed by signal" : "exit status", res.status,
+                         hint ? " (kiln's user namespace maps only your own uid and gid, as 0, "
+                                "so a step cannot give a file another owner; "
+                              : "",
+                         hint ? hint : "", hint ? ")" : "");
                 goto out;
         }
         r = 0;

@@ -37,6 +37,27 @@ bool kidmap_is_mapped(bool gid, unsigned long id)
         return found;
 }
 
+/* The number of ids /proc/self/uid_map (or gid_map) maps; 0 when it cannot be read. */
+static unsigned long map_size(bool gid)
+{
+        FILE *f = fopen(gid ? "/proc/self/gid_map" : "/proc/self/uid_map", "re");
+        unsigned long inside, outside, count, n = 0;
+
+        if (!f)
+                return 0;
+        while (fscanf(f, "%lu %lu %lu", &inside, &outside, &count) == 3)
+                n += count;
+        fclose(f);
+        return n;
+}
+
+const char *kidmap_single_id_hint(void)
+{
+        if (!owner_hint)
+                return NULL;
+        return map_size(false) == 1 || map_size(true) == 1 ? owner_hint : NULL;
+}
+
 int kidmap_owner_error(struct kerr **err, int errnum, unsigned long uid, unsigned long gid,
                        const char *fmt, ...)
 {

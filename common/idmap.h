@@ -17,6 +17,11 @@ bool kidmap_is_mapped(bool gid, unsigned long id);
  * /etc/subuid ...". The string is kept, not copied; NULL (the default) gives none. */
 void kidmap_set_hint(const char *hint);
 
+/* The hint set with kidmap_set_hint() when the calling process's user namespace maps only
+ * one uid or only one gid (kiln without subordinate ids, where anything that gives a file
+ * another owner fails); else NULL. For the error of a command that failed there. */
+const char *kidmap_single_id_hint(void);
+
 /* As kerr_set(err, errnum, KERR_IO, fmt, ...) for an operation that gave a file the owner
  * uid:gid, except that EINVAL with uid or gid unmapped gives "FMT: uid U is not mapped in
  * kiln's user namespace (HINT)" with code KERR_INVALID and errnum 0. Returns -1. */

@@ -89,6 +89,9 @@ TEST(userns_enter_as_root_does_nothing)
         CHECK_STREQ(after.data, before.data);
         CHECK_NULL(ns.warning);
         CHECK_NULL(ns.hint);
+        kidmap_set_hint("a hint");
+        CHECK_NULL(kidmap_single_id_hint());
+        kidmap_set_hint(NULL);
         kbuf_release(&before);
         kbuf_release(&after);
 }
@@ -154,6 +157,7 @@ static void child_enter(int fd)
         line(&out, "hint", ns.hint);
         /* A real chown to an unmapped id, as a layer write would do. */
         kidmap_set_hint(ns.hint);
+        line(&out, "single_id_hint", kidmap_single_id_hint());
         f = mkstemp(path);
         if (f >= 0) {
                 snprintf(num, sizeof(num), "%d", fchown(f, 0, 0));
@@ -193,7 +197,7 @@ TEST(userns_enter_without_ranges_maps_only_the_own_ids)
         size_t nu = 0, ng = 0;
         struct kbuf out = KBUF_INIT;
         int fds[2], status = 0;
-        char v[1024];
+        char v[1024], v2[1024];
         pid_t pid;
         const char *want_chown = "set owner of '/app/x': uid 1000 is not mapped in kiln's user "
                                  "namespace (add subordinate ids for nobody to /etc/subuid and "
@@ -235,6 +239,9 @@ TEST(userns_enter_without_ranges_maps_only_the_own_ids)
               strstr(v, "only your own uid and gid are mapped") &&
               strstr(v, "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 nobody"));
         CHECK(value(out.data, "hint", v, sizeof(v)) && strstr(v, "/etc/subuid"));
+        /* One id mapped: the hint goes with any failed step too. */
+        CHECK_STREQ(value(out.data, "single_id_hint", v, sizeof(v)),
+                    value(out.data, "hint", v2, sizeof(v2)));
         CHECK_STREQ(value(out.data, "chown0", v, sizeof(v)), "0");
         CHECK(value(out.data, "chown1000", v, sizeof(v)) &&
               strncmp(v, want_chown, strlen(want_chown)) == 0 && !strstr(v, "Invalid argument"));
