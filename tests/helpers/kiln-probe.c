@@ -7,8 +7,11 @@
  *   kiln-probe mkdir PATH    mkdir PATH: "ok" or the errno name
  *   kiln-probe ro PATH...    "ro" or "rw" for the mount at each PATH (statvfs)
  *   kiln-probe fds           the open fds, as "0 1 2"
- *   kiln-probe bomb SECONDS  starts a shell fork bomb, waits, prints "procs N" (the
- *                            processes in its /proc) and exits, which ends the bomb
+ *   kiln-probe bomb SECONDS [TAG]
+ *                            starts a shell fork bomb, waits, prints "procs N" (the
+ *                            processes in its /proc) and exits, which ends the bomb; every
+ *                            shell of the bomb has TAG as an argument (its $0), for the
+ *                            host to look for survivors by
  *   kiln-probe segv          dies of SIGSEGV (a fault, which even PID 1 cannot ignore)
  *
  * syscalls and bomb refuse to run unless they are PID 1 (of a container's PID namespace):
@@ -188,7 +191,7 @@ static int count_procs(void)
         return n;
 }
 
-static int bomb(int seconds)
+static int bomb(int seconds, const char *tag)
 {
         struct timespec ts = {seconds, 0};
         pid_t pid = fork();
@@ -198,7 +201,8 @@ static int bomb(int seconds)
                 return 1;
         }
         if (pid == 0) {
-                execl("/bin/sh", "sh", "-c", "exec 2>/dev/null; f() { f | f & }; f", (char *)NULL);
+                execl("/bin/sh", "sh", "-c", "exec 2>/dev/null; f() { f | f & }; f", tag,
+                      (char *)NULL);
                 _exit(127);
         }
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -242,14 +246,14 @@ int main(int argc, char **argv)
         if (argc >= 2 && strcmp(argv[1], "fds") == 0)
                 return fds();
         if (argc >= 3 && strcmp(argv[1], "bomb") == 0)
-                return bomb(atoi(argv[2]));
+                return bomb(atoi(argv[2]), argc >= 4 ? argv[3] : "sh");
         if (argc >= 2 && strcmp(argv[1], "segv") == 0) {
                 volatile int *p = NULL;
 
                 *p = 1;
                 return 0;
         }
-        fprintf(stderr,
-                "usage: kiln-probe syscalls|write PATH|mkdir PATH|ro PATH...|fds|bomb N|segv\n");
+        fprintf(stderr, "usage: kiln-probe syscalls|write PATH|mkdir PATH|ro PATH...|fds|bomb N "
+                        "[TAG]|segv\n");
         return 2;
 }
