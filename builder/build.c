@@ -96,6 +96,8 @@ struct build {
         struct strv meta;       /* global ARGs in effect */
         struct strv platform;   /* TARGETPLATFORM and friends */
         struct stage_result *results;
+        bool *deps;  /* deps[i * n_stages + j]: stage i names stage j (FROM, --from) */
+        bool worker; /* this process is a worker building one stage (jobs.c) */
         char *created;
         char arch[sizeof(((struct utsname *)0)->machine)];
         size_t stage_no, n_needed;
@@ -328,21 +330,30 @@ static long stage_ref(const struct build *b, size_t cur, const char *ref)
         return -1;
 }
 
+static int mark_needed(struct build *b, size_t idx, bool *needed, struct kerr **err);
+
+/* Stage idx names dep (-1: not a stage): an edge of the stage graph. */
+static int need_stage(struct build *b, size_t idx, long dep, bool *needed, struct kerr **err)
+{
+        if (dep < 0)
+                return 0;
+        b->deps[idx * b->f->n_stages + (size_t)dep] = true;
+        return mark_needed(b, (size_t)dep, needed, err);
+}
+
 /* Marks the stages that the target needs: itself, the stages its FROM and COPY --from
  * name, recursively. */
 static int mark_needed(struct build *b, size_t idx, bool *needed, struct kerr **err)
 {
         const struct parser_stage *st = &b->f->stages[idx];
         _cleanup_free_ char *base = NULL;
-        long dep;
 
         if (needed[idx])
                 return 0;
         needed[idx] = true;
         if (stage_base(b, st, &base, err) < 0)
                 return instr_fail(b, st->from, err);
-        dep = stage_ref(b, idx, base);
-        if (dep >= 0 && mark_needed(b, (size_t)dep, needed, err) < 0)
+        if (need_stage(b, idx, stage_ref(b, idx, base), needed, err) < 0)
                 return -1;
         for (size_t i = 0; i < st->n_instrs; i++) {
                 const struct parser_instr *in = st->instrs[i];
@@ -353,16 +364,15 @@ static int mark_needed(struct build *b, size_t idx, bool *needed, struct kerr **
                         for (size_t k = 0; k < in->n_mounts; k++) {
                                 if (!in->mounts[k].from)
                                         continue;
-                                dep = stage_ref(b, idx, in->mounts[k].from);
-                                if (dep >= 0 && mark_needed(b, (size_t)dep, needed, err) < 0)
+                                if (need_stage(b, idx, stage_ref(b, idx, in->mounts[k].from),
+                                               needed, err) < 0)
                                         return -1;
                         }
                         continue;
                 }
                 if ((in->kind != PARSER_COPY && in->kind != PARSER_ADD) || !fl || !fl->value)
                         continue;
-                dep = stage_ref(b, idx, fl->value);
-                if (dep >= 0 && mark_needed(b, (size_t)dep, needed, err) < 0)
+                if (need_stage(b, idx, stage_ref(b, idx, fl->value), needed, err) < 0)
                         return -1;
         }
         return 0;
@@ -1468,7 +1478,8 @@ static int run_stage(struct build *b, size_t idx, struct kerr **err)
         int r = 0;
 
         b->stage_no++;
-        if (b->n_needed > 1)
+        /* A worker's lines get the stage's name in front instead (jobs.c). */
+        if (b->n_needed > 1 && !b->worker)
                 kbuf_printf(&prefix, "[%zu/%zu] ", b->stage_no, b->n_needed);
         else
                 kbuf_puts(&prefix, "");
@@ -1576,6 +1587,197 @@ static int commit_image(struct build *b, struct stage_result *res, char ret_id[K
         return name_image(b, ret_id, err);
 }
 
+/* ---- scheduling the stages ----
+ *
+ * Stages name only earlier stages, so index order is an order of the graph. With one job,
+ * or when no two needed stages are independent, they build one after another in this
+ * process. Otherwise each builds in a worker process (jobs.c) once the stages it names are
+ * done, at most jobs at a time, and hands back its result as result_encode writes it. */
+
+/* The stat cache only saves work: a build that could not save it still built. */
+static void statcache_close(struct build *b)
+{
+        struct kerr *e = NULL;
+
+        if (!b->statcache)
+                return;
+        if (image_statcache_save(b->statcache, &e) < 0)
+                klog_debug("%s", e->msg);
+        kerr_free(e);
+        image_statcache_free(b->statcache);
+        b->statcache = NULL;
+}
+
+/* A stage's result as a worker hands it back: a line with its key, a line with the number
+ * of its chain ids, a line for each, then its config (compact JSON). */
+static int result_encode(const struct stage_result *res, struct kbuf *out, struct kerr **err)
+{
+        kbuf_printf(out, "%s\n%zu\n", res->key, res->chain.n);
+        for (size_t i = 0; i < res->chain.n; i++)
+                kbuf_printf(out, "%s\n", res->chain.v[i]);
+        return image_config_serialize(res->cfg, out, err);
+}
+
+/* The next line of [*p, end) (without its newline), or NULL when there is none. */
+static char *next_line(const char **p, const char *end)
+{
+        const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+        char *line;
+
+        if (!nl)
+                return NULL;
+        line = kstrndup(*p, (size_t)(nl - *p));
+        *p = nl + 1;
+        return line;
+}
+
+static int result_decode(const char *data, size_t len, struct stage_result *res, struct kerr **err)
+{
+        const char *p = data ? data : "", *end = p + len;
+        _cleanup_free_ char *key = next_line(&p, end), *count = next_line(&p, end);
+        char *stop = NULL;
+        unsigned long n;
+
+        if (!key || !count || strlen(key) >= KDIGEST_STRLEN)
+                goto bad;
+        n = strtoul(count, &stop, 10);
+        if (!*count || *stop)
+                goto bad;
+        for (unsigned long i = 0; i < n; i++) {
+                _cleanup_free_ char *c = next_line(&p, end);
+
+                if (!c || !kdigest_valid(c))
+                        goto bad;
+                strv_push(&res->chain, c);
+        }
+        res->cfg = image_config_parse(p, (size_t)(end - p), "a stage's config", err);
+        if (!res->cfg) {
+                result_release(res);
+                return -1;
+        }
+        memcpy(res->key, key, strlen(key) + 1);
+        res->built = true;
+        return 0;
+bad:
+        result_release(res);
+        return kerr_set(err, 0, KERR_INTERNAL, "a worker's answer is malformed");
+}
+
+struct stage_job {
+        struct build *b;
+        size_t idx;
+};
+
+/* Runs in the worker: builds the stage on the results of the stages it names. */
+static int stage_worker(void *ctx, struct kbuf *out, struct kerr **err)
+{
+        const struct stage_job *sj = ctx;
+        struct build *b = sj->b;
+        int r;
+
+        b->worker = true;
+        r = run_stage(b, sj->idx, err);
+        if (r == 0)
+                r = result_encode(&b->results[sj->idx], out, err);
+        statcache_close(b);
+        return r;
+}
+
+static size_t max_jobs(const struct builder_opts *o)
+{
+        long cpus;
+
+        if (o->jobs)
+                return o->jobs;
+        cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        return cpus > 1 ? (size_t)cpus : 1;
+}
+
+/* True when two needed stages could build at once: neither needs the other. */
+static bool stages_independent(const struct build *b, const bool *needed)
+{
+        size_t n = b->f->n_stages;
+        _cleanup_free_ bool *reach = kcalloc(n * n, sizeof(*reach));
+
+        /* reach[i * n + j]: i needs j, directly or through others (all earlier than i). */
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < i; j++) {
+                        if (!b->deps[i * n + j])
+                                continue;
+                        reach[i * n + j] = true;
+                        for (size_t k = 0; k < j; k++)
+                                reach[i * n + k] = reach[i * n + k] || reach[j * n + k];
+                }
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++)
+                        if (needed[i] && needed[j] && !reach[j * n + i])
+                                return true;
+        return false;
+}
+
+static bool deps_done(const struct build *b, size_t idx, const bool *done)
+{
+        for (size_t j = 0; j < idx; j++)
+                if (b->deps[idx * b->f->n_stages + j] && !done[j])
+                        return false;
+        return true;
+}
+
+/* The stage's name in its workers' prefix: FROM's AS name, or its index. */
+static char *stage_label(const struct build *b, size_t idx)
+{
+        struct kbuf l = KBUF_INIT;
+
+        if (b->f->stages[idx].name)
+                kbuf_puts(&l, b->f->stages[idx].name);
+        else
+                kbuf_printf(&l, "%zu", idx);
+        return kbuf_detach(&l);
+}
+
+static int build_parallel(struct build *b, const bool *needed, size_t target, size_t jobs,
+                          struct kerr **err)
+{
+        size_t n = b->f->n_stages;
+        _cleanup_free_ bool *started = kcalloc(n, sizeof(*started));
+        _cleanup_free_ bool *done = kcalloc(n, sizeof(*done));
+        _cleanup_free_ struct stage_job *sj = kcalloc(n, sizeof(*sj));
+        struct builder_jobs *j = builder_jobs_new(b->s, err);
+        int r = 0;
+
+        if (!j)
+                return -1;
+        klog_debug("build: stages build in workers, %zu at a time", jobs);
+        while (r == 0) {
+                struct kbuf answer = KBUF_INIT;
+                size_t id = 0;
+
+                for (size_t i = 0; i <= target && r == 0 && builder_jobs_running(j) < jobs; i++) {
+                        _cleanup_free_ char *label = NULL;
+
+                        if (!needed[i] || started[i] || !deps_done(b, i, done))
+                                continue;
+                        sj[i] = (struct stage_job){.b = b, .idx = i};
+                        label = stage_label(b, i);
+                        r = builder_jobs_start(j, i, label, stage_worker, &sj[i], err);
+                        started[i] = true;
+                }
+                if (r < 0 || builder_jobs_running(j) == 0)
+                        break;
+                r = builder_jobs_wait(j, &id, &answer, err);
+                if (r == 0)
+                        r = result_decode(answer.data, answer.len, &b->results[id], err);
+                kbuf_release(&answer);
+                if (r == 0)
+                        done[id] = true;
+        }
+        /* On a failure, the stages still building are stopped here. */
+        builder_jobs_free(j);
+        if (r == 0 && !done[target])
+                r = kerr_set(err, 0, KERR_INTERNAL, "the target stage was not built");
+        return r;
+}
+
 int builder_build(struct image_store *s, const struct builder_opts *o, char ret_id[KDIGEST_STRLEN],
                   struct kerr **err)
 {
@@ -1601,16 +1803,22 @@ int builder_build(struct image_store *s, const struct builder_opts *o, char ret_
             find_target(&b, &target, err) < 0)
                 goto out;
         needed = kcalloc(b.f->n_stages, sizeof(*needed));
+        b.deps = kcalloc(b.f->n_stages * b.f->n_stages, sizeof(*b.deps));
         if (mark_needed(&b, target, needed, err) < 0)
                 goto out;
         for (size_t i = 0; i < b.f->n_stages; i++)
                 b.n_needed += needed[i];
         b.results = kcalloc(b.f->n_stages, sizeof(*b.results));
-        for (size_t i = 0; i <= target; i++) {
-                if (!needed[i])
-                        continue;
-                if (run_stage(&b, i, err) < 0)
+        if (max_jobs(o) > 1 && stages_independent(&b, needed)) {
+                if (build_parallel(&b, needed, target, max_jobs(o), err) < 0)
                         goto out;
+        } else {
+                for (size_t i = 0; i <= target; i++) {
+                        if (!needed[i])
+                                continue;
+                        if (run_stage(&b, i, err) < 0)
+                                goto out;
+                }
         }
         progress(&b, "COMMIT%s%s", o->n_tags ? " " : "", o->n_tags ? o->tags[0] : "");
         if (commit_image(&b, &b.results[target], id, err) < 0)
@@ -1622,15 +1830,8 @@ out:
         for (size_t i = 0; b.results && i < b.f->n_stages; i++)
                 result_release(&b.results[i]);
         free(b.results);
-        if (b.statcache) {
-                struct kerr *e = NULL;
-
-                /* It only saves work: a build that could not save it still built. */
-                if (image_statcache_save(b.statcache, &e) < 0)
-                        klog_debug("%s", e->msg);
-                kerr_free(e);
-                image_statcache_free(b.statcache);
-        }
+        free(b.deps);
+        statcache_close(&b);
         builder_context_free(b.ctx);
         strv_release(&b.build_args);
         strv_release(&b.meta);

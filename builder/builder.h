@@ -63,6 +63,11 @@ struct builder_opts {
         size_t n_secrets;
         /* Where RUN's output goes (the caller's stdout, or stderr when quiet); -1: 1. */
         int run_stdout, run_stderr;
+        /* --jobs: how many stages build at once; 0: one per CPU. With more than one, and
+         * stages that do not need each other, each stage builds in a process of its own
+         * whose fds 1 and 2 (progress lines and RUN output included) reach this process's
+         * 1 and 2 a line at a time, behind "[STAGE] ". */
+        unsigned jobs;
         builder_progress_fn progress;
         void *progress_ctx;
 };

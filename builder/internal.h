@@ -352,6 +352,40 @@ char *builder_key_diff(const char *old_inputs, const char *new_inputs);
  * ====================================================================================== */
 
 /* ======================================================================================
+ * Worker processes (jobs.c)
+ *
+ * A parallel build runs each stage in a forked worker. The worker's fds 1 and 2 are pipes:
+ * the parent writes each line that comes out of them to its own 1 or 2 behind the prefix
+ * "[NAME] ", so the output of stages that run at once stays attributable, and what the
+ * worker writes to one of them keeps its order. While workers exist, SIGINT, SIGTERM and
+ * SIGHUP are taken by builder_jobs_wait (via a signalfd) rather than killing kiln.
+ * ====================================================================================== */
+
+struct builder_jobs;
+
+/* The work of a worker, run in the child: 0 with its answer appended to out, or < 0 with
+ * *err set. */
+typedef int (*builder_job_fn)(void *ctx, struct kbuf *out, struct kerr **err);
+
+/* Blocks SIGINT, SIGTERM and SIGHUP into a signalfd until builder_jobs_free. */
+struct builder_jobs *builder_jobs_new(struct image_store *s, struct kerr **err);
+/* Forks a worker that runs fn(ctx) and exits; id identifies it to builder_jobs_wait, name
+ * goes into its prefix and messages. Call it with no other thread running. */
+int builder_jobs_start(struct builder_jobs *j, size_t id, const char *name, builder_job_fn fn,
+                       void *ctx, struct kerr **err);
+/* Workers started and not yet waited for. */
+size_t builder_jobs_running(const struct builder_jobs *j);
+/* Copies the workers' output until one has exited and its pipes are closed: *ret_id is its
+ * id; 0 with its answer appended to out, or < 0 with its error (as fn set it, or how the
+ * process died). A signal to kiln fails with errnum EINTR and leaves the workers running
+ * for builder_jobs_free. */
+int builder_jobs_wait(struct builder_jobs *j, size_t *ret_id, struct kbuf *out, struct kerr **err);
+/* Stops the workers still running (SIGTERM, SIGKILL 5 s later), copies the rest of their
+ * output, reaps them, removes what they left in the store's tmp/ and restores the signal
+ * mask. NULL is fine. */
+void builder_jobs_free(struct builder_jobs *j);
+
+/* ======================================================================================
  * RUN (run.c)
  * ====================================================================================== */
 

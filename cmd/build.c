@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,20 @@ static int parse_timestamp(const char *s, int64_t *ret)
         return 0;
 }
 
+/* --jobs N: 0 means no limit, as in podman; without the flag, one job per CPU. */
+static int parse_jobs(const char *s, unsigned *ret)
+{
+        char *end = NULL;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || !*s || *end || s[0] == '-' || v > 1u << 20)
+                return -1;
+        *ret = v ? (unsigned)v : UINT_MAX;
+        return 0;
+}
+
 /* A boolean flag's value as Go's strconv.ParseBool reads it (podman's flags are Go's); a
  * flag given without one is true. */
 static int parse_bool(const char *s, bool *ret)
@@ -87,7 +102,8 @@ int cmd_build(int argc, char **argv)
                 OPT_CAP_ADD,
                 OPT_CAP_DROP,
                 OPT_SECURITY_OPT,
-                OPT_SECRET
+                OPT_SECRET,
+                OPT_JOBS
         };
         static const struct option opts[] = {
                 {"file", required_argument, NULL, 'f'},
@@ -107,6 +123,7 @@ int cmd_build(int argc, char **argv)
                 {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
                 {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
                 {"secret", required_argument, NULL, OPT_SECRET},
+                {"jobs", required_argument, NULL, OPT_JOBS},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -218,6 +235,11 @@ int cmd_build(int argc, char **argv)
                         secrets[n_secrets++] = sec;
                         break;
                 }
+                case OPT_JOBS:
+                        if (parse_jobs(optarg, &o.jobs) < 0)
+                                return cmd_usage_error(
+                                        "build", "--jobs '%s' is not a number of stages", optarg);
+                        break;
                 case 'q':
                         quiet = true;
                         break;

@@ -56,6 +56,8 @@ static const struct kiln_cmd commands[] = {
                          "                           --layers=false neither reads nor writes it\n"
                          "      --no-cache           look nothing up in the step cache; what is\n"
                          "                           built is still recorded for later builds\n"
+                         "      --jobs N             build up to N independent stages at once\n"
+                         "                           (default: the number of CPUs; 0: no limit)\n"
                          "  -q, --quiet              print only the image id\n"
                          "  -h, --help               show this help\n",
         },

@@ -57,6 +57,9 @@ char *image_store_default_root(void);
  * are IMAGE_STORE_*. */
 struct image_store *image_store_open(const char *root, unsigned flags, struct kerr **err);
 void image_store_free(struct image_store *s);
+/* Removes what processes now gone left in tmp/ (and images.json temp files), as
+ * image_store_open does: after killing processes forked from this one, say. */
+void image_store_sweep(struct image_store *s);
 const char *image_store_root(const struct image_store *s);
 int image_store_root_fd(const struct image_store *s);
 

@@ -367,14 +367,19 @@ struct image_store *image_store_open(const char *root, unsigned flags, struct ke
         if (s->tmp_fd < 0)
                 goto fail_wrap;
         spread_subdirs(s->tmp_fd);
-        sweep(s->tmp_fd, owner_by_prefix, "", false);
-        sweep(s->root_fd, owner_by_prefix, "images.json.tmp-", false);
+        image_store_sweep(s);
         return s;
 fail_wrap:
         kerr_wrap(err, "open store '%s'", root);
 fail:
         image_store_free(s);
         return NULL;
+}
+
+void image_store_sweep(struct image_store *s)
+{
+        sweep(s->tmp_fd, owner_by_prefix, "", false);
+        sweep(s->root_fd, owner_by_prefix, "images.json.tmp-", false);
 }
 
 void image_store_free(struct image_store *s)
