@@ -17,6 +17,10 @@ struct image_store {
         bool gc_exclusive;
         int cache_fd;     /* cache, opened (and created) on first use; -1 until then */
         int statcache_fd; /* statcache, likewise */
+        /* Chain ids (without "sha256:") seen in layers/ while this process held a shared
+         * gc lease, under which no layer goes away: open addressing, power-of-two size. */
+        char (*seen_layers)[65];
+        size_t n_seen_layers, cap_seen_layers;
 };
 
 /* flock(LOCK_EX) on root/lock; returns the lock fd (close it to unlock) or -1. The lock is

@@ -148,15 +148,59 @@ static int layer_from_json(json_t *o, const char *chain_id, struct image_layer *
         return 0;
 }
 
+/* The slot of hex (64 digits) in the seen set: where it is, or the empty one it would go. */
+static size_t seen_slot(const struct image_store *s, const char *hex)
+{
+        size_t i = 0;
+
+        /* The digits of a digest are as good a hash as any. */
+        for (int k = 0; k < 16; k++)
+                i = i * 31 + (unsigned char)hex[k];
+        i &= s->cap_seen_layers - 1;
+        while (s->seen_layers[i][0] && memcmp(s->seen_layers[i], hex, 64) != 0)
+                i = (i + 1) & (s->cap_seen_layers - 1);
+        return i;
+}
+
+static void seen_add(struct image_store *s, const char *hex)
+{
+        if ((s->n_seen_layers + 1) * 2 > s->cap_seen_layers) {
+                char(*old)[65] = s->seen_layers;
+                size_t old_cap = s->cap_seen_layers;
+
+                s->cap_seen_layers = old_cap ? old_cap * 2 : 64;
+                s->seen_layers = kcalloc(s->cap_seen_layers, sizeof(*s->seen_layers));
+                for (size_t i = 0; i < old_cap; i++)
+                        if (old[i][0])
+                                memcpy(s->seen_layers[seen_slot(s, old[i])], old[i], 65);
+                free(old);
+        }
+        size_t i = seen_slot(s, hex);
+
+        if (!s->seen_layers[i][0]) {
+                memcpy(s->seen_layers[i], hex, 64);
+                s->seen_layers[i][64] = '\0';
+                s->n_seen_layers++;
+        }
+}
+
 bool image_layer_exists(struct image_store *s, const char *chain_id)
 {
+        /* Only a lease holder may trust what it saw: without one, GC may run meanwhile. */
+        bool lease = s->gc_fd >= 0 && !s->gc_exclusive;
         char path[80];
         struct stat st;
 
         if (!kdigest_valid(chain_id))
                 return false;
+        if (lease && s->n_seen_layers && s->seen_layers[seen_slot(s, chain_id + 7)][0])
+                return true;
         snprintf(path, sizeof(path), "%s/layer.json", chain_id + 7);
-        return fstatat(s->layers_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+        if (fstatat(s->layers_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                return false;
+        if (lease)
+                seen_add(s, chain_id + 7);
+        return true;
 }
 
 int image_layer_get(struct image_store *s, const char *chain_id, struct image_layer *ret,

@@ -389,6 +389,7 @@ void image_store_free(struct image_store *s)
         kfs_close(s->root_fd);
         kfs_close(s->blobs_fd);
         kfs_close(s->layers_fd);
+        free(s->seen_layers);
         kfs_close(s->tmp_fd);
         kfs_close(s->gc_fd);
         kfs_close(s->cache_fd);

@@ -99,9 +99,11 @@ if command -v strace >/dev/null; then
         # LeakSanitizer cannot run under ptrace; an ASan build is traced without it.
         export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
         t_ok "a warm rebuild under strace" strace -f -qq \
-                -e trace=open,openat,openat2,rename,renameat,renameat2 -o trace.warm \
-                "$KILN" build -t app ctx
+                -e trace=open,openat,openat2,rename,renameat,renameat2,newfstatat,statx,stat,lstat \
+                -o trace.warm "$KILN" build -t app ctx
         t_eq "... hits every step" "$(hits "$T_OUT")" "---HHHH"
+        t_eq "... and looks each layer up once, not once per step" \
+                "$(grep -o '[0-9a-f]\{64\}/layer.json' trace.warm | sort | uniq -d)" ""
         t_eq "... and opens no context file for reading" "$(opens_of_context trace.warm)" ""
         t_eq "... and writes nothing into the store (no file is renamed into place)" \
                 "$(grep -c 'rename' trace.warm)" 0
