@@ -763,27 +763,18 @@ static void explain_miss(struct stage_run *sr, const struct parser_instr *in, co
 }
 
 /* The config and layers of a cache entry become the stage's. */
-static int apply_entry(struct stage_run *sr, const struct image_cache_entry *e, struct kerr **err)
+/* A hit: the entry's config and chain (parsed and checked by image_cache_get) become the
+ * stage's. */
+static int apply_entry(struct stage_run *sr, struct image_cache_entry *e, struct kerr **err)
 {
-        struct image_config *cfg = image_config_parse(e->config, e->config_len, "cache entry", err);
         struct strv chain = {0};
-        char parent[KDIGEST_STRLEN] = "";
 
-        if (!cfg)
-                return -1;
-        for (size_t i = 0; i < cfg->n_diff_ids; i++) {
-                char c[KDIGEST_STRLEN];
-
-                if (image_chain_id(parent, cfg->diff_ids[i], c, err) < 0) {
-                        image_config_free(cfg);
-                        strv_release(&chain);
-                        return -1;
-                }
-                strv_push(&chain, c);
-                memcpy(parent, c, sizeof(parent));
-        }
+        if (!e->cfg)
+                return kerr_set(err, 0, KERR_INTERNAL, "a step's cache entry without a config");
+        for (size_t i = 0; i < e->n_chain; i++)
+                strv_push(&chain, e->chain[i]);
         image_config_free(sr->res->cfg);
-        sr->res->cfg = cfg;
+        sr->res->cfg = TAKE_PTR(e->cfg);
         strv_release(&sr->res->chain);
         sr->res->chain = chain;
         return 0;

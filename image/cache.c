@@ -37,6 +37,8 @@ void image_cache_entry_release(struct image_cache_entry *e)
         for (size_t i = 0; i < e->n_deps; i++)
                 free(e->deps[i]);
         free(e->deps);
+        image_config_free(e->cfg);
+        image_free_names(e->chain, e->n_chain);
         memset(e, 0, sizeof(*e));
 }
 
@@ -170,12 +172,6 @@ static bool entry_from_json(json_t *o, struct image_cache_entry *e)
                 e->deps = kreallocarray(e->deps, e->n_deps + 1, sizeof(*e->deps));
                 e->deps[e->n_deps++] = kstrdup(json_string_value(d));
         }
-        if (cfg) {
-                e->config = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
-                if (!e->config)
-                        abort();
-                e->config_len = strlen(e->config);
-        }
         return true;
 }
 
@@ -262,14 +258,24 @@ int image_cache_get(struct image_store *s, const char *key, struct image_cache_e
                 image_cache_entry_release(&e);
                 return miss(err, key, "its config has a malformed layer list");
         }
+        e.chain = chain;
+        e.n_chain = n;
         for (size_t i = 0; i < n; i++) {
                 if (image_layer_exists(s, chain[i]))
                         continue;
-                image_free_names(chain, n);
                 image_cache_entry_release(&e);
                 return miss(err, key, "a layer of it is gone");
         }
-        image_free_names(chain, n);
+        if (!e.image[0]) {
+                /* The parsed config is the entry's: a hit uses it as it is. */
+                json_t *cfg = json_incref(json_object_get(o, "config"));
+
+                e.cfg = image_config_from_json(cfg, key, NULL);
+                if (!e.cfg) {
+                        image_cache_entry_release(&e);
+                        return miss(err, key, "its config is unreadable");
+                }
+        }
         *ret = e;
         return 0;
 }
@@ -445,7 +451,8 @@ static void graph_add(struct image_store *s, struct graph *g, const char *dir, c
         kbuf_release(&data);
         if (!o || !entry_from_json(o, &nd->e))
                 return;
-        if (nd->e.config && !config_chain(json_object_get(o, "config"), &nd->chain, &nd->n_chain)) {
+        if (!nd->e.image[0] &&
+            !config_chain(json_object_get(o, "config"), &nd->chain, &nd->n_chain)) {
                 nd->chain = NULL;
                 nd->n_chain = 0;
         }

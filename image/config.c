@@ -445,13 +445,17 @@ static int parse_rootfs(struct pctx *p, json_t *rootfs, struct image_config *c)
 struct image_config *image_config_parse(const void *data, size_t len, const char *name,
                                         struct kerr **err)
 {
+        json_t *root = kjson_load(data, len, name ? name : "config", err);
+
+        return root ? image_config_from_json(root, name, err) : NULL;
+}
+
+struct image_config *image_config_from_json(json_t *root, const char *name, struct kerr **err)
+{
         _cleanup_(image_config_freep) struct image_config *c = NULL;
         struct pctx p = {name ? name : "config", err};
-        json_t *root, *v;
+        json_t *v;
 
-        root = kjson_load(data, len, p.name, err);
-        if (!root)
-                return NULL;
         c = image_config_new();
         c->extra = root;
         if (!json_is_object(root)) {

@@ -225,12 +225,20 @@ int image_store_cache_mount(struct image_store *s, const char *id, mode_t mode, 
  * keeps the entries that lead to an image still in the index (the steps of its build and of
  * the stages it copied from) with their layers, and removes the others. */
 
+struct image_config;
+
 struct image_cache_entry {
         char parent[KDIGEST_STRLEN];  /* the key of the step this one built on; "" for none */
         char partial[KDIGEST_STRLEN]; /* the partial key whose .inputs describe it; "" */
         char image[KDIGEST_STRLEN];   /* a build's entry: the image id; "" for a step */
-        char *config;                 /* a step's entry: the config it left (JSON); NULL */
+        char *config;                 /* a step's entry, put: the config it left (JSON) */
         size_t config_len;
+        /* image_cache_get: a step's entry's config, parsed (NULL for a build's entry), and
+         * the chain ids of the layers of the entry's config or image, bottom first; the
+         * caller may take them (set them to NULL) before the release. */
+        struct image_config *cfg;
+        char **chain;
+        size_t n_chain;
         char **deps; /* keys of other stages' last steps the step read (COPY --from) */
         size_t n_deps;
 };

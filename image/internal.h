@@ -73,6 +73,10 @@ struct json_t;
 /* A JSON string of s; bytes that are not UTF-8 become U+FFFD (as Go's encoder does).
  * Never NULL (OOM aborts). */
 struct json_t *image_json_string(const char *s);
+/* image_config_parse of a parsed document, which the config takes (and keeps for the fields
+ * it does not know): on failure it is released too. */
+struct image_config *image_config_from_json(struct json_t *root, const char *name,
+                                            struct kerr **err);
 
 /* gzip layers are cut into independent deflate blocks of this many input bytes. */
 #define IMAGE_GZIP_BLOCK (1024 * 1024)

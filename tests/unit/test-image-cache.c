@@ -165,7 +165,8 @@ TEST(cache_entry_round_trip)
         CHECK_STREQ(got.image, "");
         CHECK_INTEQ(got.n_deps, 1);
         CHECK(got.n_deps == 1 && strcmp(got.deps[0], dep) == 0);
-        CHECK(got.config && strstr(got.config, diff) != NULL);
+        CHECK(got.cfg && got.cfg->n_diff_ids == 1 && strcmp(got.cfg->diff_ids[0], diff) == 0);
+        CHECK(got.n_chain == 1 && strcmp(got.chain[0], chain) == 0);
         image_cache_entry_release(&got);
 
         CASE("it lives at cache/<aa>/<rest>, nothing is left in tmp/");
