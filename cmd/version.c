@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "common/digest.h"
 #include "common/err.h"
 #include "common/kjson.h"
 #include "image/image.h"
@@ -41,7 +42,12 @@ int cmd_version(int argc, char **argv)
                 printf("libcurl:     not available (%s)\n", why);
                 free(why);
         }
-        printf("openssl:     %s\n", registry_openssl_version());
+        if (curl) {
+                const char *tls = registry_tls_version(&err);
+
+                printf("tls:         %s\n", tls ? tls : "none (libcurl was built without it)");
+        }
+        printf("nettle:      %s\n", kdigest_library_version());
         printf("jansson:     %s\n", kjson_library_version());
         printf("zstd:        %s\n", image_zstd_version());
         printf("zlib:        %s\n", image_zlib_version());

@@ -19,6 +19,8 @@ void kdigest_update(struct kdigest *d, const void *p, size_t n);
 int kdigest_final(struct kdigest *d, char out[KDIGEST_STRLEN], struct kerr **err);
 /* One-shot digest of a buffer. */
 int kdigest_buf(const void *p, size_t n, char out[KDIGEST_STRLEN], struct kerr **err);
+/* The version of the library that computes the digests (nettle), as "MAJOR.MINOR". */
+const char *kdigest_library_version(void);
 /* True when s is "sha256:" followed by exactly 64 lowercase hex digits. */
 bool kdigest_valid(const char *s);
 /* The hex part of a valid digest string, or NULL. */

@@ -4,7 +4,6 @@
 #include <archive.h>
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,31 +151,6 @@ int kerr_from_archive(struct kerr **err, struct archive *a, const char *fmt, ...
                 kerr_set(err, 0, errnum > 0 ? KERR_IO : KERR_INVALID, "%s: %s", ctx, why);
         else
                 kerr_set(err, errnum > 0 ? errnum : 0, KERR_IO, "%s", ctx);
-        free(ctx);
-        return -1;
-}
-
-int kerr_from_ssl(struct kerr **err, const char *fmt, ...)
-{
-        va_list ap;
-        char *ctx;
-        struct kbuf b = KBUF_INIT;
-        unsigned long code;
-        char line[256];
-
-        va_start(ap, fmt);
-        ctx = vformat(fmt, ap);
-        va_end(ap);
-        while ((code = ERR_get_error()) != 0) {
-                ERR_error_string_n(code, line, sizeof(line));
-                kbuf_puts(&b, b.len ? "; " : "");
-                kbuf_puts(&b, line);
-        }
-        if (b.len)
-                kerr_set(err, 0, KERR_INTERNAL, "%s: %s", ctx, b.data);
-        else
-                kerr_set(err, 0, KERR_INTERNAL, "%s: unknown TLS library error", ctx);
-        kbuf_release(&b);
         free(ctx);
         return -1;
 }

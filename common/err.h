@@ -53,8 +53,6 @@ char *kerr_format(const struct kerr *e);
 struct archive;
 int kerr_from_archive(struct kerr **err, struct archive *a, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-/* Drains OpenSSL's error queue into the message. */
-int kerr_from_ssl(struct kerr **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* zstd_ret is a size_t result for which ZSTD_isError() is true. */
 int kerr_from_zstd(struct kerr **err, size_t zstd_ret, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

@@ -11,8 +11,9 @@ struct kerr;
 /* The version of libcurl (a static string), loading it as a download would; NULL with a
  * KERR_UNSUPPORTED error when it cannot be loaded. */
 const char *registry_curl_version(struct kerr **err);
-/* The version of the linked OpenSSL (a static string). */
-const char *registry_openssl_version(void);
+/* The TLS library libcurl uses, as libcurl names it ("OpenSSL/3.0.15"), or NULL with an
+ * error when libcurl cannot be loaded or has none. */
+const char *registry_tls_version(struct kerr **err);
 
 /* Downloads url (http or https only; redirects followed, at most 10) into fd, writing at
  * most max bytes (0: no limit). *ret_size gets the byte count; *ret_mtime (may be NULL) the
