@@ -187,10 +187,9 @@ static char **map_argv(const char *tool, pid_t pid, unsigned long own,
         return v;
 }
 
-/* In the helper: runs one tool with its stderr on errfd; 0 when it exits 0. */
-static int run_tool(const char *path, char **argv, int errfd)
+/* In the helper: starts one tool with its stderr on errfd; its pid, or -1. */
+static pid_t start_tool(const char *path, char **argv, int errfd)
 {
-        int status = 0;
         pid_t pid = fork();
 
         if (pid < 0) {
@@ -206,6 +205,14 @@ static int run_tool(const char *path, char **argv, int errfd)
                 dprintf(STDERR_FILENO, "run '%s': %s\n", path, strerror(errno));
                 _exit(127);
         }
+        return pid;
+}
+
+/* In the helper: 0 when the tool started as pid exits 0. */
+static int wait_tool(pid_t pid, const char *path, char **argv, int errfd)
+{
+        int status = 0;
+
         while (waitpid(pid, &status, 0) < 0) {
                 if (errno != EINTR) {
                         dprintf(errfd, "wait for '%s': %s\n", path, strerror(errno));
@@ -228,21 +235,26 @@ struct helper_plan {
 };
 
 /* The helper child waits until the parent has unshared, then maps the parent's ids: the
- * tools are setuid root and check /etc/subuid and /etc/subgid themselves. */
+ * tools are setuid root and check /etc/subuid and /etc/subgid themselves. They write
+ * different files, so they run at once: every kiln command that uses the store waits for
+ * them. */
 __attribute__((noreturn)) static void helper_main(const struct helper_plan *p, int go_fd, int errfd)
 {
+        pid_t upid, gpid;
         ssize_t r;
         char c;
+        int ru, rg;
 
         do
                 r = read(go_fd, &c, 1);
         while (r < 0 && errno == EINTR);
         if (r != 1)
                 _exit(2); /* the parent gave up before unsharing */
-        if (run_tool(p->uid_tool, p->uid_argv, errfd) < 0 ||
-            run_tool(p->gid_tool, p->gid_argv, errfd) < 0)
-                _exit(1);
-        _exit(0);
+        upid = start_tool(p->uid_tool, p->uid_argv, errfd);
+        gpid = start_tool(p->gid_tool, p->gid_argv, errfd);
+        ru = upid < 0 ? -1 : wait_tool(upid, p->uid_tool, p->uid_argv, errfd);
+        rg = gpid < 0 ? -1 : wait_tool(gpid, p->gid_tool, p->gid_argv, errfd);
+        _exit(ru < 0 || rg < 0 ? 1 : 0);
 }
 
 static int wait_helper(pid_t pid, int *ret_status)
