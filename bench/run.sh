@@ -18,7 +18,9 @@
 # `find` needs to stat every file of the context (no contents read), started as the builds
 # are, the least a warm rebuild that checks its inputs can cost. Targets (from the issue),
 # printed as PASS/FAIL: the warm rebuild at least 20x faster than buildah's and within 3x of
-# the stat floor, on every workload.
+# the stat floor, on every workload; cold at least 3x faster on chain and hello, 2x on
+# context, no slower on cbuild; after touching a file at least 3x faster; kiln's peak RSS
+# (GNU time: the largest process of the build, a RUN's command included) under 100 MB.
 #
 # This is a measurement, not a test: a missed target prints FAIL and still exits 0. The exit
 # status is non-zero only when something errored.
@@ -50,6 +52,7 @@ die() { echo "bench/run.sh: error: $*" >&2; exit 1; }
 [[ $FILES =~ ^[1-9][0-9]*$ ]] || die "FILES must be a positive integer"
 command -v "$BUILDAH" >/dev/null || die "$BUILDAH not found (apt-get install buildah)"
 command -v python3 >/dev/null || die "python3 is needed to generate the context"
+[ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
 
 # ---- kiln ----
 if [ -z "${KILN:-}" ]; then
@@ -68,7 +71,7 @@ KILN=$(realpath "$KILN")
 if [ "$(id -u)" = 0 ]; then
         BENCH_USER=${BENCH_USER:-kilnbench}
         [ "$BENCH_USER" != root ] || die "this benchmark compares rootless builds: BENCH_USER=root is not supported"
-        command -v runuser >/dev/null || die "runuser not found"
+        command -v setpriv >/dev/null || die "setpriv not found (apt-get install util-linux)"
         command -v newuidmap >/dev/null || die "newuidmap not found (apt-get install uidmap)"
         id -u "$BENCH_USER" >/dev/null 2>&1 || useradd -m -s /bin/sh "$BENCH_USER" ||
                 die "could not create the user $BENCH_USER"
@@ -77,7 +80,11 @@ if [ "$(id -u)" = 0 ]; then
                         echo "$BENCH_USER:1000000:65536" >>"$f" || die "could not add $f ranges"
         done
         bench_home=$(getent passwd "$BENCH_USER" | cut -d: -f6)
-        as_user=(runuser -u "$BENCH_USER" -- env "HOME=$bench_home")
+        # setpriv, not runuser: no PAM session, whose few milliseconds would be counted in
+        # every build; the environment is the user's own, not root's.
+        as_user=(setpriv --reuid="$BENCH_USER" --regid="$(id -g "$BENCH_USER")" --init-groups
+                 env -i "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" "HOME=$bench_home"
+                 "USER=$BENCH_USER" "LOGNAME=$BENCH_USER")
 else
         BENCH_USER=$(id -un)
         as_user=(env)
@@ -171,9 +178,9 @@ touch_file() {
 }
 
 # ---- one build ----
-# build WHO WORKLOAD STORE: prints the wall time in seconds.
+# build WHO WORKLOAD STORE PHASE: prints the wall time in seconds.
 build() {
-        local who=$1 w=$2 store=$3 t0 t1
+        local who=$1 w=$2 store=$3 phase=$4 t0 t1
         local -a cmd
         if [ "$who" = kiln ]; then
                 cmd=("$KILN" --root "$store" build -q -t "bench-$w" "$top/w/$w")
@@ -182,12 +189,21 @@ build() {
                      --storage-driver overlay bud --layers --network host -q
                      -t "bench-$w" "$top/w/$w")
         fi
+        # A cold build (the one that does the most) goes through GNU time for its peak RSS:
+        # the largest single process of the build (kiln itself, or a RUN's command, so an
+        # upper bound for kiln's own). The others are not wrapped, so that their times are
+        # the builder's alone.
+        local -a wrap=()
+        [ "$phase" = cold ] && wrap=(/usr/bin/time -f %M -o "$top/stores/rss")
         t0=$(date +%s%N)
-        if ! "${as_user[@]}" "${cmd[@]}" >"$top/build.log" 2>&1; then
+        if ! "${as_user[@]}" "${wrap[@]}" "${cmd[@]}" >"$top/build.log" 2>&1; then
                 cat "$top/build.log" >&2
                 die "$who build of $w failed: ${cmd[*]}"
         fi
         t1=$(date +%s%N)
+        if [ "$who" = kiln ] && [ "$phase" = cold ]; then
+                echo "$w rss $(tail -1 "$top/stores/rss")" >>"$results"
+        fi
         awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
 }
 
@@ -224,15 +240,15 @@ for w in $WORKLOADS; do
                         store=$top/stores/$who-$w-$i
                         cp "$top/orig-$w" "$top/w/$w/$tf"
                         fresh_store "$who" "$store"
-                        cold=$(build "$who" "$w" "$store")
-                        warm=$(build "$who" "$w" "$store")
+                        cold=$(build "$who" "$w" "$store" cold)
+                        warm=$(build "$who" "$w" "$store" warm)
                         # One source file's contents change (a line appended).
                         if [ "$w" = cbuild ]; then
                                 echo "/* round $i */" >>"$top/w/$w/$tf"
                         else
                                 echo "# round $i" >>"$top/w/$w/$tf"
                         fi
-                        touched=$(build "$who" "$w" "$store")
+                        touched=$(build "$who" "$w" "$store" touch)
                         echo "$w $who $cold $warm $touched" >>"$results"
                         printf '  %-8s %-8s round %d  cold %8.3f s  warm %8.3f s  touch %8.3f s\n' \
                                 "$w" "$who" "$i" "$cold" "$warm" "$touched"
@@ -255,8 +271,8 @@ echo
 echo "Medians of $RUNS rounds; both builders rootless (as $BENCH_USER), host network," \
         "buildah storage driver overlay"
 echo
-echo "| workload | kiln cold | buildah cold | kiln warm | buildah warm | warm ratio | stat floor | kiln warm / floor | kiln touch | buildah touch | touch ratio |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| workload | kiln cold | buildah cold | cold ratio | kiln warm | buildah warm | warm ratio | stat floor | kiln warm / floor | kiln touch | buildah touch | touch ratio | kiln peak RSS |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 verdicts=()
 for w in $WORKLOADS; do
         col() { awk -v w="$w" -v who="$1" -v c="$2" '$1 == w && $2 == who { print $c }' "$results" | median; }
@@ -266,8 +282,32 @@ for w in $WORKLOADS; do
         wr=$(awk -v b="$bw" -v k="$kw" 'BEGIN { printf "%.1f", b / k }')
         fr=$(awk -v f="$floor" -v k="$kw" 'BEGIN { printf "%.1f", k / f }')
         tr=$(awk -v b="$bt" -v k="$kt" 'BEGIN { printf "%.1f", b / k }')
-        printf '| %s | %.3f s | %.3f s | %.3f s | %.3f s | **%sx** | %.4f s | %sx | %.3f s | %.3f s | %sx |\n' \
-                "$w" "$kc" "$bc" "$kw" "$bw" "$wr" "$floor" "$fr" "$kt" "$bt" "$tr"
+        cr=$(awk -v b="$bc" -v k="$kc" 'BEGIN { printf "%.1f", b / k }')
+        rss=$(awk -v w="$w" '$1 == w && $2 == "rss" && $3 > m { m = $3 } END { printf "%.0f", m / 1024 }' "$results")
+        printf '| %s | %.3f s | %.3f s | %sx | %.3f s | %.3f s | **%sx** | %.4f s | %sx | %.3f s | %.3f s | %sx | %s MB |\n' \
+                "$w" "$kc" "$bc" "$cr" "$kw" "$bw" "$wr" "$floor" "$fr" "$kt" "$bt" "$tr" "$rss"
+        # Cold targets: 3x on the RUN chain and the hello image, 2x on the big context, no
+        # slower on the Debian build (mostly apt-get and gcc).
+        case $w in
+        chain | hello) want=3 ;;
+        context) want=2 ;;
+        *) want=1 ;;
+        esac
+        if awk -v r="$cr" -v t="$want" 'BEGIN { exit !(r >= t) }'; then
+                verdicts+=("PASS $w: cold build ${cr}x faster than buildah (target: at least ${want}x)")
+        else
+                verdicts+=("FAIL $w: cold build ${cr}x faster than buildah (target: at least ${want}x)")
+        fi
+        if awk -v r="$tr" 'BEGIN { exit !(r >= 3) }'; then
+                verdicts+=("PASS $w: after touching a file ${tr}x faster than buildah (target: at least 3x)")
+        else
+                verdicts+=("FAIL $w: after touching a file ${tr}x faster than buildah (target: at least 3x)")
+        fi
+        if [ "$rss" -lt 100 ]; then
+                verdicts+=("PASS $w: peak RSS $rss MB (target: under 100 MB)")
+        else
+                verdicts+=("FAIL $w: peak RSS $rss MB (target: under 100 MB)")
+        fi
         if awk -v r="$wr" 'BEGIN { exit !(r >= 20) }'; then
                 verdicts+=("PASS $w: warm rebuild ${wr}x faster than buildah (target: at least 20x)")
         else
