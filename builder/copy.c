@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/karchive.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/err.h"
@@ -1172,7 +1173,7 @@ static int try_extract(struct copier *c, const struct item *it, const char *dest
         uid_t uid;
         gid_t gid;
 
-        if (fd < 0)
+        if (fd < 0 || karchive_load(err) < 0)
                 return -1;
         a = archive_try(fd);
         if (!a)

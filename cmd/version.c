@@ -15,9 +15,9 @@
 
 int cmd_version(int argc, char **argv)
 {
-        _cleanup_kerr_ struct kerr *err = NULL;
+        _cleanup_kerr_ struct kerr *err = NULL, *la_err = NULL;
         char seccomp[32], *why;
-        const char *curl;
+        const char *curl, *la;
 
         if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 cmd_print_help(kiln_cmd_find("version"));
@@ -34,7 +34,14 @@ int cmd_version(int argc, char **argv)
         curl = registry_curl_version(&err);
         printf("kiln version %s\n", KILN_VERSION);
         printf("commit:      %s\n", KILN_COMMIT);
-        printf("libarchive:  %s\n", image_libarchive_version());
+        la = image_libarchive_version(&la_err);
+        if (la) {
+                printf("libarchive:  %s\n", la);
+        } else {
+                why = kerr_format(la_err);
+                printf("libarchive:  not available (%s)\n", why);
+                free(why);
+        }
         if (curl) {
                 printf("libcurl:     %s\n", curl);
         } else {

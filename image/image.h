@@ -17,7 +17,8 @@ struct kbuf;
 struct kerr;
 
 /* Versions of the linked libarchive, zstd and zlib (static strings). */
-const char *image_libarchive_version(void);
+/* NULL with an error when libarchive cannot be loaded. */
+const char *image_libarchive_version(struct kerr **err);
 const char *image_zstd_version(void);
 const char *image_zlib_version(void);
 

@@ -13,6 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/karchive.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/err.h"
@@ -707,12 +708,18 @@ static int apply_all(struct applier *ap, int fd, struct kerr **err)
 int image_layer_apply(int fd, int rootfd, unsigned flags, char ret_diff_id[KDIGEST_STRLEN],
                       struct kerr **err)
 {
-        _cleanup_(archive_read_freep) struct archive *raw = archive_read_new();
-        _cleanup_(archive_read_freep) struct archive *tar = archive_read_new();
-        _cleanup_(kdigest_freep) struct kdigest *digest = kdigest_new(err);
+        _cleanup_(archive_read_freep) struct archive *raw = NULL;
+        _cleanup_(archive_read_freep) struct archive *tar = NULL;
+        _cleanup_(kdigest_freep) struct kdigest *digest = NULL;
         struct applier *ap;
         char id[KDIGEST_STRLEN];
         int r;
+
+        if (karchive_load(err) < 0)
+                return -1;
+        raw = archive_read_new();
+        tar = archive_read_new();
+        digest = kdigest_new(err);
 
         if (!raw || !tar)
                 abort();

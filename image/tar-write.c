@@ -14,6 +14,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/karchive.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/err.h"
@@ -427,11 +428,16 @@ int image_layer_tar(int dirfd, const struct image_tar_opts *opts, image_sink_fn 
                     char ret_diff_id[KDIGEST_STRLEN], uint64_t *ret_size, struct kerr **err)
 {
         /* digest first: cleanups run in reverse, and freeing the archive flushes it. */
-        _cleanup_(kdigest_freep) struct kdigest *digest = kdigest_new(err);
-        _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+        _cleanup_(kdigest_freep) struct kdigest *digest = NULL;
+        _cleanup_(archive_write_freep) struct archive *a = NULL;
         struct tar_writer w = {.opts = opts, .sink = sink, .ctx = ctx};
         char id[KDIGEST_STRLEN];
         int r = -1;
+
+        if (karchive_load(err) < 0)
+                return -1;
+        digest = kdigest_new(err);
+        a = archive_write_new();
 
         if (!a)
                 abort();

@@ -16,6 +16,7 @@
 #include <archive_entry.h>
 #include <jansson.h>
 
+#include "common/karchive.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
@@ -214,12 +215,17 @@ static int blob_uncompressed(struct image_store *s, const char *digest, image_si
                              void *ctx, char ret_digest[KDIGEST_STRLEN], uint64_t *ret_size,
                              struct kerr **err)
 {
-        _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
-        _cleanup_close_ int fd = image_blob_open(s, digest, err);
+        _cleanup_(archive_read_freep) struct archive *a = NULL;
+        _cleanup_close_ int fd = -1;
         _cleanup_free_ char *buf = NULL;
         struct kdigest *d = NULL;
         struct archive_entry *e;
         uint64_t total = 0;
+
+        if (karchive_load(err) < 0)
+                return -1;
+        a = archive_read_new();
+        fd = image_blob_open(s, digest, err);
         la_ssize_t n;
         int r;
 
@@ -586,6 +592,8 @@ static int aw_open(struct awriter *w, const char *path, struct kerr **err)
                 if (errno != EEXIST || tries > 100)
                         return kerr_set(err, errno, KERR_IO, "create '%s'", w->tmp);
         }
+        if (karchive_load(err) < 0)
+                return -1;
         w->a = archive_write_new();
         if (!w->a)
                 abort();
@@ -1065,10 +1073,14 @@ static bool blob_name_digest(const char *name, char ret[KDIGEST_STRLEN])
 
 static int read_archive(struct image_store *s, struct source *src, struct kerr **err)
 {
-        _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+        _cleanup_(archive_read_freep) struct archive *a = NULL;
         _cleanup_free_ char *buf = NULL;
         struct archive_entry *e;
         int r;
+
+        if (karchive_load(err) < 0)
+                return -1;
+        a = archive_read_new();
 
         if (!a)
                 abort();

@@ -6,13 +6,18 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "common/karchive.h"
 #include "common/banned.h"
 
-const char *image_libarchive_version(void)
+const char *image_libarchive_version(struct kerr **err)
 {
+        const char *v, *sp;
+
+        if (karchive_load(err) < 0)
+                return NULL;
         /* "libarchive 3.6.2" -> "3.6.2" */
-        const char *v = archive_version_string();
-        const char *sp = strchr(v, ' ');
+        v = archive_version_string();
+        sp = strchr(v, ' ');
 
         return sp ? sp + 1 : v;
 }
