@@ -69,12 +69,14 @@ free_port()
 }
 
 mkdir ctx
-# The listener gives up after 8 s: alone, it fails.
+# The listener gives up after 8 s: alone, it fails. What it accepts is read by a program of
+# its own (-e): nc itself would stop at the end of its standard input (/dev/null) and might
+# not read the connection at all.
 cat >ctx/Containerfile.meet <<'CF'
 ARG PORT
 FROM busybox AS server
 ARG PORT
-RUN echo "server listens on $PORT" && timeout 8 nc -l -p "$PORT" >/got; \
+RUN echo "server listens on $PORT" && timeout 8 nc -l -p "$PORT" -e sh -c 'head -n 1 >/got'; \
     test "$(cat /got)" = hello || { echo "server: nobody came"; exit 1; }
 FROM busybox AS client
 ARG PORT
