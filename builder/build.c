@@ -1146,6 +1146,25 @@ static enum sandbox_net net_of(const char *name)
         return name && strcmp(name, "none") == 0 ? SANDBOX_NET_NONE : SANDBOX_NET_HOST;
 }
 
+/* A step that changed nothing but copied directories up leaves no layer, as in docker,
+ * whose differ compares directories by mode, owner and capabilities, not times. */
+static int prune_upper(struct build *b, const struct strv *chain, const char *upper,
+                       struct kerr **err)
+{
+        _cleanup_close_ int fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct builder_rootfs *view = NULL;
+        int r;
+
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s'", upper);
+        view = open_view(b, chain, -1, err);
+        if (!view)
+                return -1;
+        r = builder_rootfs_prune_upper(view, fd, err);
+        builder_rootfs_free(view);
+        return r;
+}
+
 /* Runs the command of a RUN step in the sandbox over the stage's layers, then commits what
  * it changed as the step's layer. */
 static int run_exec(struct stage_run *sr, const struct parser_instr *in, struct kerr **err)
@@ -1212,6 +1231,8 @@ static int run_exec(struct stage_run *sr, const struct parser_instr *in, struct 
                 kbuf_printf(&u, "%s/upper", dir);
                 upper = kbuf_detach(&u);
         }
+        if (prune_upper(b, &sr->res->chain, upper, err) < 0)
+                goto out;
         if (b->o->timestamp >= 0) {
                 _cleanup_close_ int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (ufd < 0) {

@@ -99,6 +99,12 @@ int builder_rootfs_mkdir_replace(struct builder_rootfs *r, const char *path, mod
                                  gid_t gid, struct kerr **err);
 /* The fd of the upper dir (-1 for a read-only view). */
 int builder_rootfs_upper_fd(const struct builder_rootfs *r);
+/* Removes from a step's upper dir (upper_fd; r is the read-only view of the layers below
+ * it) the directories that change nothing: ones the view has with the same mode, owner and
+ * kept xattrs that hold nothing once pruned and hide nothing (not opaque, or opaque over an
+ * empty directory). overlayfs copies a directory up when anything below it is written,
+ * even if that is gone again, and docker's differ leaves such a directory out. */
+int builder_rootfs_prune_upper(struct builder_rootfs *r, int upper_fd, struct kerr **err);
 
 /* An entry of a directory listing, with its lstat. */
 struct builder_dirent {

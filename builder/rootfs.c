@@ -894,3 +894,209 @@ int builder_rootfs_prepare(struct builder_rootfs *r, const char *path, uid_t uid
         *ret_name = name;
         return fd;
 }
+
+/* ---- what a step changed ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The xattrs a layer keeps (as image/tar-write.c chooses them), as "name\0size:value"
+ * records in name order, so that two directories compare with one memcmp. */
+static int kept_xattrs(int fd, const char *path, struct kbuf *out, struct kerr **err)
+{
+        _cleanup_free_ char *list = NULL;
+        _cleanup_free_ char **names = NULL;
+        size_t n = 0;
+        ssize_t len = flistxattr(fd, NULL, 0);
+
+        if (len < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP))
+                return 0;
+        if (len < 0)
+                return kerr_set(err, errno, KERR_IO, "list xattrs of '%s'", path);
+        list = kcalloc(1, (size_t)len + 1);
+        len = len ? flistxattr(fd, list, (size_t)len) : 0;
+        if (len < 0)
+                return kerr_set(err, errno, KERR_IO, "list xattrs of '%s'", path);
+        for (char *p = list; p < list + len; p += strlen(p) + 1) {
+                if (strcmp(p, "security.capability") != 0 &&
+                    (strncmp(p, "user.", 5) != 0 || strncmp(p, "user.overlay.", 13) == 0))
+                        continue;
+                names = kreallocarray(names, n + 1, sizeof(*names));
+                names[n++] = p;
+        }
+        if (n > 1)
+                qsort(names, n, sizeof(*names), cmp_str);
+        for (size_t i = 0; i < n; i++) {
+                ssize_t k = fgetxattr(fd, names[i], NULL, 0);
+                _cleanup_free_ char *v = NULL;
+
+                if (k >= 0) {
+                        v = kcalloc(1, (size_t)k + 1);
+                        k = k ? fgetxattr(fd, names[i], v, (size_t)k) : 0;
+                }
+                if (k < 0)
+                        return kerr_set(err, errno, KERR_IO, "read xattr '%s' of '%s'", names[i],
+                                        path);
+                kbuf_append(out, names[i], strlen(names[i]) + 1);
+                kbuf_printf(out, "%zd:", k);
+                kbuf_append(out, v, (size_t)k);
+        }
+        return 0;
+}
+
+static int upper_dir_empty(int dfd, const char *path, bool *ret_empty, struct kerr **err)
+{
+        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+        struct dirent *de;
+        bool empty = true;
+
+        if (!dir) {
+                kerr_set(err, errno, KERR_IO, "read directory '%s'", path);
+                kfs_close(fd);
+                return -1;
+        }
+        while ((errno = 0, de = readdir(dir)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+                        empty = false;
+                        break;
+                }
+        if (empty && errno) {
+                kerr_set(err, errno, KERR_IO, "read directory '%s'", path);
+                closedir(dir);
+                return -1;
+        }
+        closedir(dir);
+        *ret_empty = empty;
+        return 0;
+}
+
+static int prune_dir(struct builder_rootfs_dir *lower, int ufd, const char *path, bool *ret_empty,
+                     struct kerr **err);
+
+/* Whether the directory name of the upper dir (ufd at path, over lower) changes nothing
+ * once what is below it has been pruned: *ret_same. */
+static int prune_entry(struct builder_rootfs_dir *lower, int ufd, const char *path,
+                       const char *name, bool *ret_same, struct kerr **err)
+{
+        _cleanup_(builder_rootfs_dir_freep) struct builder_rootfs_dir *lc = NULL;
+        _cleanup_free_ char *p = builder_path_join(path, name);
+        _cleanup_close_ int cfd = -1, lfd = -1;
+        struct kbuf ux = KBUF_INIT, lx = KBUF_INIT;
+        struct stat ust, lst;
+        size_t layer = 0;
+        bool opaque, empty = false;
+        int rr;
+
+        *ret_same = false;
+        if (fstatat(ufd, name, &ust, AT_SYMLINK_NOFOLLOW) < 0)
+                return kerr_set(err, errno, KERR_IO, "look up '%s'", p);
+        if (!S_ISDIR(ust.st_mode))
+                return 0;
+        if (lower) {
+                rr = builder_rootfs_dir_child(lower, name, &lc, err);
+                if (rr == -1)
+                        return -1;
+        }
+        /* A directory the lowers do not have is new, and so is all below it. */
+        if (!lc)
+                return 0;
+        opaque = dir_is_opaque_at(ufd, name);
+        cfd = openat(ufd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cfd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s'", p);
+        /* Below an opaque directory nothing of the lowers shows: all of it stays. */
+        if (opaque)
+                rr = upper_dir_empty(cfd, p, &empty, err);
+        else
+                rr = prune_dir(lc, cfd, p, &empty, err);
+        if (rr < 0 || !empty)
+                return rr;
+        if (entry_stat(lower, name, lower->hi, &lst, &layer, err) < 0)
+                return -1;
+        if (lst.st_mode != ust.st_mode || lst.st_uid != ust.st_uid || lst.st_gid != ust.st_gid)
+                return 0;
+        if (opaque) {
+                struct builder_dirent *ents = NULL;
+                size_t n = 0;
+
+                if (builder_rootfs_dir_list(lc, &ents, &n, err) < 0)
+                        return -1;
+                builder_dirents_free(ents, n);
+                if (n)
+                        return 0;
+        }
+        lfd = openat(lower->fds[layer], name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (lfd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s' in a layer", p);
+        rr = kept_xattrs(cfd, p, &ux, err);
+        if (rr == 0)
+                rr = kept_xattrs(lfd, p, &lx, err);
+        if (rr == 0)
+                *ret_same = ux.len == lx.len && memcmp(ux.data, lx.data, ux.len) == 0;
+        kbuf_release(&ux);
+        kbuf_release(&lx);
+        return rr;
+}
+
+/* Prunes the directory ufd of the upper dir at path, over lower (NULL: nothing of the
+ * lowers shows there); *ret_empty says whether it holds nothing afterwards. */
+static int prune_dir(struct builder_rootfs_dir *lower, int ufd, const char *path, bool *ret_empty,
+                     struct kerr **err)
+{
+        int fd = openat(ufd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+        char **names = NULL;
+        size_t n = 0, kept = 0;
+        struct dirent *de;
+        int rc = -1;
+
+        if (!dir) {
+                kerr_set(err, errno, KERR_IO, "read directory '%s'", path);
+                kfs_close(fd);
+                return -1;
+        }
+        /* Names first: entries are removed below, which readdir need not survive. */
+        while ((errno = 0, de = readdir(dir))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                names = kreallocarray(names, n + 1, sizeof(*names));
+                names[n++] = kstrdup(de->d_name);
+        }
+        if (errno) {
+                kerr_set(err, errno, KERR_IO, "read directory '%s'", path);
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                bool same = false;
+
+                if (prune_entry(lower, ufd, path, names[i], &same, err) < 0)
+                        goto out;
+                if (!same) {
+                        kept++;
+                        continue;
+                }
+                if (unlinkat(ufd, names[i], AT_REMOVEDIR) < 0) {
+                        _cleanup_free_ char *p = builder_path_join(path, names[i]);
+                        kerr_set(err, errno, KERR_IO, "remove '%s'", p);
+                        goto out;
+                }
+        }
+        *ret_empty = kept == 0;
+        rc = 0;
+out:
+        closedir(dir);
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        return rc;
+}
+
+int builder_rootfs_prune_upper(struct builder_rootfs *r, int upper_fd, struct kerr **err)
+{
+        bool empty = false;
+
+        return prune_dir(r->root, upper_fd, "/", &empty, err);
+}

@@ -860,6 +860,68 @@ TEST(merged_view)
         fx_free(&f);
 }
 
+static void mark_opaque(const struct fx *f, const char *rel)
+{
+        char p[256];
+
+        snprintf(p, sizeof(p), "%s/%s", f->base, rel);
+        if (setxattr(p, "trusted.overlay.opaque", "y", 1, 0) < 0)
+                setxattr(p, "user.overlay.opaque", "y", 1, 0);
+}
+
+TEST(prune_upper_keeps_only_changes)
+{
+        struct fx f;
+        struct builder_rootfs *lowers = NULL;
+        int fds[2];
+        bool xattrs;
+        char p[256];
+
+        fx_init(&f);
+        fds[0] = f.l1;
+        fds[1] = f.l2;
+        kfs_mkdir_p(f.l1, "same/deeper", 0755, NULL);
+        kfs_mkdir_p(f.l1, "empty", 0755, NULL);
+        put(f.l1, "full/x", "x", 0644);
+        put(f.l2, "kept/old", "o", 0644);
+        kfs_mkdir_p(f.l1, "mode", 0755, NULL);
+        kfs_mkdir_p(f.l1, "owner", 0755, NULL);
+        kfs_mkdir_p(f.l2, "attr", 0755, NULL);
+        /* What a step leaves: directories copied up with nothing changed below them, ... */
+        kfs_mkdir_p(f.up, "same/deeper", 0755, NULL);
+        kfs_mkdir_p(f.up, "empty", 0755, NULL);
+        mark_opaque(&f, "up/empty");
+        /* ... and changes. */
+        kfs_mkdir_p(f.up, "full", 0755, NULL);
+        mark_opaque(&f, "up/full");
+        put(f.up, "kept/new", "n", 0644);
+        kfs_mkdir_p(f.up, "mode", 0700, NULL);
+        fchmodat(f.up, "mode", 0700, 0);
+        kfs_mkdir_p(f.up, "owner", 0755, NULL);
+        fchownat(f.up, "owner", 1000, 1000, AT_SYMLINK_NOFOLLOW);
+        kfs_mkdir_p(f.up, "new", 0755, NULL);
+        kfs_mkdir_p(f.up, "attr", 0755, NULL);
+        snprintf(p, sizeof(p), "%s/up/attr", f.base);
+        xattrs = setxattr(p, "user.k", "v", 1, 0) == 0;
+        lowers = builder_rootfs_new(fds, 2, -1, &f.err);
+        CHECK(lowers && builder_rootfs_prune_upper(lowers, f.up, &f.err) == 0);
+        CASE("an unchanged copied-up directory goes, its unchanged parent too");
+        CHECK(!has(f.up, "same"));
+        CASE("an opaque directory over an empty one goes");
+        CHECK(!has(f.up, "empty"));
+        CASE("what changes something stays");
+        CHECK(has(f.up, "full"));
+        CHECK(has(f.up, "kept/new"));
+        CHECK(has(f.up, "mode"));
+        CHECK(has(f.up, "owner"));
+        CHECK(has(f.up, "new"));
+        /* Where the file system takes user xattrs. */
+        if (xattrs)
+                CHECK(has(f.up, "attr"));
+        builder_rootfs_free(lowers);
+        fx_free(&f);
+}
+
 TEST(copy_from_rootfs)
 {
         struct fx f;
