@@ -139,12 +139,30 @@ static bool find_group(const char *group, const char *arg, unsigned long *ret)
         return found;
 }
 
-/* The groups that list name as a member, in file order. */
-static void member_groups(const char *group, const char *name, struct sbx_user *u)
+static void add_group(struct sbx_user *u, size_t *cap, gid_t gid)
+{
+        for (size_t i = 0; i < u->n_groups; i++)
+                if (u->groups[i] == gid)
+                        return;
+        if (u->n_groups == *cap) {
+                *cap = *cap ? 2 * *cap : 8;
+                u->groups = kreallocarray(u->groups, *cap, sizeof(*u->groups));
+        }
+        u->groups[u->n_groups++] = gid;
+}
+
+/* The supplementary groups: the primary one first, as BuildKit and moby give it
+ * (containerd's ensureAdditionalGids), then, when name is set, the groups that list it as
+ * a member, in file order. */
+static void supplementary_groups(const char *group, const char *name, struct sbx_user *u)
 {
         size_t cap = 0;
         const char *pos = group;
         _cleanup_free_ char *line = NULL;
+
+        add_group(u, &cap, u->gid);
+        if (!name)
+                return;
 
         while (next_line(&pos, &line)) {
                 char *f[4], *m, *msave = NULL;
@@ -155,13 +173,8 @@ static void member_groups(const char *group, const char *name, struct sbx_user *
                 fields(line, f, 4);
                 (void)parse_num(f[2], &gid);
                 for (m = strtok_r(f[3], ",", &msave); m; m = strtok_r(NULL, ",", &msave)) {
-                        if (strcmp(m, name) != 0)
-                                continue;
-                        if (u->n_groups == cap) {
-                                cap = cap ? 2 * cap : 8;
-                                u->groups = kreallocarray(u->groups, cap, sizeof(*u->groups));
-                        }
-                        u->groups[u->n_groups++] = (gid_t)gid;
+                        if (strcmp(m, name) == 0)
+                                add_group(u, &cap, (gid_t)gid);
                 }
         }
 }
@@ -206,8 +219,8 @@ int sbx_user_resolve_in(const char *spec, const char *passwd, const char *group,
         u.uid = (uid_t)pw.uid;
         u.gid = (gid_t)gid;
         u.home = pw.home && *pw.home ? TAKE_PTR(pw.home) : kstrdup("/");
-        if (pw.name)
-                member_groups(group, pw.name, &u);
+        /* As runc: an explicit group leaves out the groups the user is a member of. */
+        supplementary_groups(group, grp && *grp ? NULL : pw.name, &u);
         free(pw.name);
         free(pw.home);
         *ret = u;

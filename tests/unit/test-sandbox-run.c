@@ -1147,14 +1147,16 @@ TEST(run_resolves_the_user_in_the_image)
         static const struct {
                 const char *user, *want;
         } rows[] = {
-                {NULL, "0\n0\nGroups:\t10\n/root\n"},
-                {"alice", "1000\n1000\nGroups:\t10 29\n/home/alice\n"},
-                {"1000", "1000\n1000\nGroups:\t10 29\n/home/alice\n"},
-                {"alice:audio", "1000\n29\nGroups:\t10 29\n/home/alice\n"},
-                {"1000:4000", "1000\n4000\nGroups:\t10 29\n/home/alice\n"},
-                {"bob", "1001\n1001\nGroups:\t\n/home/bob\n"},
-                {"4242", "4242\n0\nGroups:\t\n/\n"},
-                {"4242:wheel", "4242\n10\nGroups:\t\n/\n"},
+                /* The primary group is always one of them (the kernel lists them sorted);
+                 * the groups naming the user as a member only when no group is given. */
+                {NULL, "0\n0\nGroups:\t0 10\n/root\n"},
+                {"alice", "1000\n1000\nGroups:\t10 29 1000\n/home/alice\n"},
+                {"1000", "1000\n1000\nGroups:\t10 29 1000\n/home/alice\n"},
+                {"alice:audio", "1000\n29\nGroups:\t29\n/home/alice\n"},
+                {"1000:4000", "1000\n4000\nGroups:\t4000\n/home/alice\n"},
+                {"bob", "1001\n1001\nGroups:\t1001\n/home/bob\n"},
+                {"4242", "4242\n0\nGroups:\t0\n/\n"},
+                {"4242:wheel", "4242\n10\nGroups:\t10\n/\n"},
         };
 
         SETUP();
