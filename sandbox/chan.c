@@ -16,7 +16,8 @@
  * bytes of payload:
  *   'R' created: kind (1), mode, uid, gid (4 each), path
  *   'X' about to exec: nothing
- *   'E' error: errnum, code (4 each), message */
+ *   'E' error: errnum, code (4 each), message
+ *   'F' mounted for fuse-overlayfs: stack index, refusing errno (4 each), the refusal */
 #define HDR 5
 #define MAX_PAYLOAD (64 * 1024)
 
@@ -97,6 +98,25 @@ void sbx_chan_send_error(int fd, const struct kerr *e)
         (void)send_msg(fd, 'E', head, sizeof(head), msg, n);
 }
 
+int sbx_chan_send_fuse(int fd, size_t idx, int refused, const char *why)
+{
+        uint32_t head[2] = {(uint32_t)idx, (uint32_t)refused};
+        size_t n = why ? strlen(why) : 0;
+
+        if (n > MAX_PAYLOAD - sizeof(head))
+                n = MAX_PAYLOAD - sizeof(head);
+        return send_msg(fd, 'F', head, sizeof(head), why, n);
+}
+
+void sbx_chan_fuse_clear(struct sbx_chan_reader *r)
+{
+        for (size_t i = 0; i < r->n_fuse; i++)
+                free(r->fuse[i].why);
+        free(r->fuse);
+        r->fuse = NULL;
+        r->n_fuse = 0;
+}
+
 int sbx_chan_parse(struct sbx_chan_reader *r, struct sbx_created_list *list)
 {
         struct kbuf *b = r->buf;
@@ -146,6 +166,20 @@ int sbx_chan_parse(struct sbx_chan_reader *r, struct sbx_created_list *list)
                         r->error = NULL;
                         kerr_set(&r->error, head[0], (enum kerr_code)head[1], "%s", msg);
                         free(msg);
+                        break;
+                }
+                case 'F': {
+                        uint32_t head[2];
+                        struct sbx_chan_fuse *f;
+
+                        if (len < sizeof(head))
+                                return -1;
+                        memcpy(head, p, sizeof(head));
+                        r->fuse = kreallocarray(r->fuse, r->n_fuse + 1, sizeof(*r->fuse));
+                        f = &r->fuse[r->n_fuse++];
+                        f->idx = head[0];
+                        f->refused = (int)head[1];
+                        f->why = kstrndup((const char *)p + sizeof(head), len - sizeof(head));
                         break;
                 }
                 default:

@@ -52,16 +52,30 @@ bool sbx_created_list_has(const struct sbx_created_list *l, const char *path);
 int sbx_chan_send_created(int fd, const struct sbx_created *c);
 int sbx_chan_send_exec(int fd);
 void sbx_chan_send_error(int fd, const struct kerr *e);
+/* Stack idx was mounted for fuse-overlayfs: refused is the kernel's errno when it refused
+ * overlayfs (0 when fuse-overlayfs was asked for), why its words. */
+int sbx_chan_send_fuse(int fd, size_t idx, int refused, const char *why);
+
+/* A fuse-overlayfs mount the parent has to serve. */
+struct sbx_chan_fuse {
+        size_t idx;
+        int refused;
+        char *why;
+};
 
 /* Parent side: a message decoder fed with what was read from the pipe. */
 struct sbx_chan_reader {
         struct kbuf *buf;
         bool exec_started;
         struct kerr *error;
+        struct sbx_chan_fuse *fuse; /* fuse-overlayfs mounts not yet served */
+        size_t n_fuse;
 };
-/* Consumes the complete messages in r->buf, adding records to list. -1 on a malformed
- * message. */
+/* Consumes the complete messages in r->buf, adding records to list (and fuse mounts to
+ * r->fuse, which the caller empties). -1 on a malformed message. */
 int sbx_chan_parse(struct sbx_chan_reader *r, struct sbx_created_list *list);
+/* Frees r->fuse and empties it. */
+void sbx_chan_fuse_clear(struct sbx_chan_reader *r);
 
 /* ---- target.c: mount targets inside the container's root ---- */
 
@@ -115,12 +129,88 @@ struct sbx_stack {
         const char *upper, *work;
 };
 
-/* Mounts the stack at target. */
-int sbx_overlay_mount(const struct sbx_stack *s, bool userxattr, const char *target,
-                      struct kerr **err);
+/* Child: mounts the stack at target, stack idx of the run (see struct sbx_fuse): with
+ * overlayfs, or through the run's /dev/fuse fd for fuse-overlayfs when the run's mode says
+ * so or the kernel refuses overlayfs (then the parent is told on c->chan to start the
+ * daemon, and the call waits for its first answer). */
+int sbx_overlay_mount(const struct sbx_child *c, size_t idx, const struct sbx_stack *s,
+                      const char *target, struct kerr **err);
 /* For tests: pretend the new mount API has no "lowerdir+" (kernels before 6.8). */
 void sbx_overlay_set_legacy(bool legacy);
 #define SBX_OVERLAY_MAX_LAYERS 500 /* the kernel's OVL_MAX_STACK */
+
+/* ---- fuse.c: fuse-overlayfs, when the kernel will not mount overlayfs ----
+ *
+ * The parent opens /dev/fuse before the clone, one fd per stack the run may merge, so that
+ * the child inherits the same open files. The child mounts "fuse" on its target with
+ * fd=N (in its own mount namespace: nothing is mounted on the host side) and tells the
+ * parent, which starts fuse-overlayfs on its copy of that fd ("/dev/fd/N" as the mount
+ * point: libfuse then serves the connection without mounting anything). The daemon is
+ * kiln's child, not the container's: the container can neither see it, nor signal it, nor
+ * wait for it, and it is still there to take the writes the kernel flushes while the
+ * container's mount namespace goes away. It is killed and reaped when the container has
+ * been, and dies with kiln (PR_SET_PDEATHSIG). */
+
+enum sbx_overlay_mode {
+        SBX_OVERLAY_AUTO = 0, /* overlayfs, or fuse-overlayfs when the kernel refuses it */
+        SBX_OVERLAY_NATIVE,   /* overlayfs only */
+        SBX_OVERLAY_FUSE,     /* fuse-overlayfs only */
+};
+
+struct sbx_fuse_mount {
+        int fd;      /* /dev/fuse for this stack, or -1 (none, or handed to its daemon) */
+        pid_t pid;   /* the daemon serving it; 0 before one was started, -1 once reaped */
+        int errfd;   /* the read end of its standard error, or -1 */
+        bool used;   /* the child mounted it */
+        int status;  /* the daemon's wait status, once reaped */
+        bool exited; /* reaped, after exiting on its own (not killed by kiln) */
+};
+
+/* Stack 0 is the root (when it has lower dirs), stack 1 + i the spec's mount i (when it is
+ * an overlay of more than one dir or with an upper dir). */
+struct sbx_fuse {
+        enum sbx_overlay_mode mode;
+        bool first;     /* skip overlayfs: KILN_OVERLAY=fuse, or the kernel refused it before */
+        char *program;  /* fuse-overlayfs in PATH, or NULL */
+        char *unusable; /* why fuse-overlayfs cannot stand in, or NULL */
+        bool pretend_refused; /* sbx_fuse_pretend_refused() */
+        struct sbx_fuse_mount *m;
+        size_t n;
+};
+
+/* For tests: the child pretends that the kernel refuses overlayfs (EPERM). Either way this
+ * forgets what the process found out about the kernel and whether it said so. */
+void sbx_fuse_pretend_refused(bool refused);
+
+/* Parent, before the clone: reads KILN_OVERLAY (KERR_INVALID for anything but native, fuse
+ * or auto), looks for fuse-overlayfs and opens /dev/fuse for each stack of s that may need
+ * it. With KILN_OVERLAY=fuse a missing program or an unusable /dev/fuse is an error
+ * (KERR_UNSUPPORTED, saying what to install); otherwise it is noted in f->unusable. */
+int sbx_fuse_prepare(struct sbx_fuse *f, const struct sandbox_spec *s, struct kerr **err);
+/* Parent: starts fuse-overlayfs on stack idx of s (after the child mounted it). refused is
+ * the kernel's errno when overlayfs was refused (0: fuse-overlayfs was asked for) and why
+ * its words; the first time in this process, a notice says that fuse-overlayfs is used. */
+int sbx_fuse_start(struct sbx_fuse *f, const struct sandbox_spec *s, size_t idx, int refused,
+                   const char *why, struct kerr **err);
+/* Parent, once the container is reaped: kills and reaps the daemons. Returns -1 with *err
+ * when one of them had exited on its own with a failure before (its standard error in the
+ * message), since the container may then have lost writes. */
+int sbx_fuse_stop(struct sbx_fuse *f, struct kerr **err);
+/* Closes what is left and frees; stops the daemons first when that was not done. */
+void sbx_fuse_release(struct sbx_fuse *f);
+
+/* ---- fuse-upper.c ---- */
+
+/* After fuse-overlayfs: rewrites the upper dir it left into overlay's own format, so that
+ * it is a layer as the kernel's overlayfs writes them: ".wh.NAME" files become whiteouts,
+ * ".wh..wh..opq" files and user.fuseoverlayfs.opaque become the overlay opaque xattr
+ * (trusted.overlay.opaque, or user.overlay.opaque where trusted.* is not allowed), the
+ * other user.fuseoverlayfs.* xattrs go, and whiteouts and opaque marks go where overlayfs
+ * would not have made them: where lowers (host paths, bottom first) have nothing. Where
+ * the upper dir's file system takes neither whiteouts nor overlay xattrs (an overlayfs),
+ * the ".wh." files stay, as a layer tar says the same. */
+int sbx_fuse_upper_normalize(const char *upper, const char *const *lowers, size_t n_lowers,
+                             struct kerr **err);
 
 /* ---- caps.c ---- */
 
@@ -259,9 +349,16 @@ struct sbx_child {
         uint64_t caps;
         void *seccomp; /* scmp_filter_ctx, or NULL for unconfined */
         const struct sbx_limit *limit;
-        int chan;  /* write end of the message pipe */
-        int go_fd; /* read end of the go pipe */
+        const struct sbx_fuse *fuse; /* how the layers are merged */
+        int chan;                    /* write end of the message pipe */
+        int go_fd;                   /* read end of the go pipe */
 };
 
 /* Whether the calling process is in a user namespace other than the initial one. */
 bool sbx_in_user_namespace(void);
+
+/* ---- userns.c ---- */
+
+/* The first executable name in $PATH (or the usual directories when PATH is unset), as a
+ * new string; NULL when there is none. */
+char *sbx_find_program(const char *name);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -31,6 +32,12 @@ void sbx_overlay_set_legacy(bool legacy)
 {
         force_legacy = legacy;
 }
+
+/* How the kernel refused overlayfs: its errno, and its words. */
+struct refusal {
+        int errnum;
+        struct kbuf why;
+};
 
 static const char *const (*options(bool userxattr, size_t *n))[2]
 {
@@ -78,19 +85,36 @@ static char *host(const char *path)
         return kbuf_detach(&b);
 }
 
-/* Refused mounts: the kernel has no overlayfs, or does not allow it here. */
-static int refused(struct kerr **err, int errnum)
+/* A refused mount: the kernel has no overlayfs, does not allow it here (before Linux 5.11
+ * in a user namespace), or will not take these dirs (EINVAL: an upper dir on a file system
+ * it cannot write whiteouts or xattrs on, such as overlayfs itself when kiln runs in a
+ * container). log, the kernel's words when it said any, says which. Returns -1 with
+ * nothing in *err: the caller decides whether fuse-overlayfs stands in. */
+static int refused(struct refusal *r, int errnum, const char *log)
 {
-        return kerr_set(err, errnum, KERR_UNSUPPORTED,
-                        "mount the layers with overlayfs: the kernel refuses it here (inside a "
-                        "user namespace it needs Linux 5.11 or newer), and kiln has no "
-                        "fuse-overlayfs fallback yet");
+        r->errnum = errnum;
+        kbuf_puts(&r->why, strerror(errnum));
+        if (log && *log)
+                kbuf_printf(&r->why, ": %s", log);
+        return -1;
+}
+
+/* refused() with what the kernel left in the fs context. */
+static int refused_fs(struct refusal *r, int errnum, int fsfd)
+{
+        struct kbuf log = KBUF_INIT;
+
+        fs_log(fsfd, &log);
+        refused(r, errnum, log.data);
+        kbuf_release(&log);
+        return -1;
 }
 
 /* fsopen + one "lowerdir+" per layer (Linux 6.8): no limit on the stack's total length.
- * Sets *ret_legacy when the kernel lacks that API and mount(2) must do. */
+ * Sets *ret_legacy when the kernel lacks that API and mount(2) must do, and rf when the
+ * kernel refuses overlayfs. */
 static int mount_new(const struct sbx_stack *s, bool userxattr, const char *target,
-                     bool *ret_legacy, struct kerr **err)
+                     bool *ret_legacy, struct refusal *rf, struct kerr **err)
 {
         _cleanup_close_ int fsfd = -1, mfd = -1;
         const char *const(*opts)[2];
@@ -104,7 +128,7 @@ static int mount_new(const struct sbx_stack *s, bool userxattr, const char *targ
                         return -1;
                 }
                 if (errno == ENODEV || errno == EPERM)
-                        return refused(err, errno);
+                        return refused(rf, errno, NULL);
                 return kerr_set(err, errno, KERR_IO, "mount the layers with overlayfs: fsopen");
         }
         /* "lowerdir+" layers go from the top down, as lowerdir= lists them. */
@@ -119,12 +143,12 @@ static int mount_new(const struct sbx_stack *s, bool userxattr, const char *targ
                         fs_log(fsfd, &log);
                         *ret_legacy = log.len == 0 || strstr(log.data, "nknown parameter");
                         if (!*ret_legacy)
-                                kerr_set(err, EINVAL, KERR_IO,
-                                         "mount the layers with overlayfs: layer '%s' (%s)",
-                                         s->lowers[i], log.data);
+                                refused(rf, EINVAL, log.data);
                         kbuf_release(&log);
                         return -1;
                 }
+                if (errno == EINVAL)
+                        return refused_fs(rf, errno, fsfd);
                 {
                         char what[64];
 
@@ -136,21 +160,27 @@ static int mount_new(const struct sbx_stack *s, bool userxattr, const char *targ
                 _cleanup_free_ char *up = host(s->upper), *wk = host(s->work);
 
                 if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", up, 0) < 0)
-                        return fs_error(err, fsfd, errno, KERR_IO, "upper dir");
+                        return errno == EINVAL ? refused_fs(rf, errno, fsfd)
+                                               : fs_error(err, fsfd, errno, KERR_IO, "upper dir");
                 if (fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", wk, 0) < 0)
-                        return fs_error(err, fsfd, errno, KERR_IO, "work dir");
+                        return errno == EINVAL ? refused_fs(rf, errno, fsfd)
+                                               : fs_error(err, fsfd, errno, KERR_IO, "work dir");
         }
         opts = options(userxattr, &n_opts);
         for (size_t i = 0; i < n_opts; i++) {
                 int r = opts[i][1] ? fsconfig(fsfd, FSCONFIG_SET_STRING, opts[i][0], opts[i][1], 0)
                                    : fsconfig(fsfd, FSCONFIG_SET_FLAG, opts[i][0], NULL, 0);
 
+                /* A kernel without userxattr (before 5.11) has no overlayfs for a user
+                 * namespace. */
+                if (r < 0 && userxattr && errno == EINVAL && strcmp(opts[i][0], "userxattr") == 0)
+                        return refused_fs(rf, errno, fsfd);
                 if (r < 0)
                         return fs_error(err, fsfd, errno, KERR_UNSUPPORTED, opts[i][0]);
         }
         if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
-                if (errno == EPERM)
-                        return refused(err, errno);
+                if (errno == EPERM || errno == EINVAL)
+                        return refused_fs(rf, errno, fsfd);
                 return fs_error(err, fsfd, errno, KERR_IO, "create");
         }
         /* Without an upper dir overlayfs is read-only anyway; the mount says so too. */
@@ -224,7 +254,7 @@ static const char *relative(const char *path, const char *parent)
 /* mount(2) takes one page of options: relative paths from a common parent (the cwd while
  * mounting) keep deep stacks short. */
 static int mount_legacy(const struct sbx_stack *s, bool userxattr, const char *target,
-                        struct kerr **err)
+                        struct refusal *rf, struct kerr **err)
 {
         _cleanup_free_ char *parent = common_parent(s);
         _cleanup_free_ char *hparent = host(parent);
@@ -271,8 +301,8 @@ static int mount_legacy(const struct sbx_stack *s, bool userxattr, const char *t
         if (r < 0) {
                 int en = errno;
 
-                if (en == EPERM || en == ENODEV)
-                        refused(err, en);
+                if (en == EPERM || en == ENODEV || en == EINVAL)
+                        refused(rf, en, NULL);
                 else
                         kerr_set(err, en, KERR_IO, "mount the layers with overlayfs");
         }
@@ -282,15 +312,78 @@ static int mount_legacy(const struct sbx_stack *s, bool userxattr, const char *t
         return r;
 }
 
-int sbx_overlay_mount(const struct sbx_stack *s, bool userxattr, const char *target,
-                      struct kerr **err)
+/* Mounts "fuse" on target over the run's /dev/fuse fd for stack idx, tells the parent to
+ * start fuse-overlayfs on it, and waits for the first answer. The kernel options are those
+ * fuse-overlayfs asks libfuse for as root: the kernel checks permissions (the daemon runs
+ * with all of kiln's), and every user of the container may use the tree. */
+static int mount_fuse(const struct sbx_child *c, size_t idx, const struct sbx_stack *s,
+                      const char *target, int refused, const char *why, struct kerr **err)
 {
-        bool legacy = force_legacy;
+        int fd = c->fuse->m[idx].fd;
+        char opts[160];
+        struct stat st;
 
-        if (!legacy && mount_new(s, userxattr, target, &legacy, err) == 0)
-                return 0;
-        if (!legacy)
-                return -1;
-        klog_debug("sandbox: overlay through mount(2): no lowerdir+ in this kernel");
-        return mount_legacy(s, userxattr, target, err);
+        if (fd < 0)
+                return kerr_set(err, 0, KERR_INTERNAL,
+                                "mount the layers with fuse-overlayfs: no /dev/fuse for stack %zu",
+                                idx);
+        snprintf(opts, sizeof(opts),
+                 "fd=%d,rootmode=%o,user_id=0,group_id=0,default_permissions,allow_other", fd,
+                 (unsigned)S_IFDIR);
+        if (mount("fuse-overlayfs", target, "fuse.fuse-overlayfs", s->upper ? 0 : MS_RDONLY, opts) <
+            0)
+                return kerr_set(err, errno, KERR_UNSUPPORTED,
+                                "mount the layers with fuse-overlayfs: mount a FUSE file system");
+        /* The daemon's copy is the only one left: if it goes, requests fail (ENOTCONN). */
+        kfs_close(fd);
+        if (sbx_chan_send_fuse(c->chan, idx, refused, why) < 0)
+                return kerr_set(err, errno, KERR_IO,
+                                "mount the layers with fuse-overlayfs: tell kiln");
+        if (stat(target, &st) < 0)
+                return kerr_set(err, errno, KERR_IO,
+                                "mount the layers with fuse-overlayfs: it does not answer");
+        return 0;
+}
+
+int sbx_overlay_mount(const struct sbx_child *c, size_t idx, const struct sbx_stack *s,
+                      const char *target, struct kerr **err)
+{
+        const struct sbx_fuse *f = c->fuse;
+        struct refusal rf = {.why = KBUF_INIT};
+        bool legacy = force_legacy;
+        int r = -1;
+
+        if (f->mode == SBX_OVERLAY_FUSE || f->first)
+                return mount_fuse(c, idx, s, target, 0, NULL, err);
+        if (f->pretend_refused) {
+                refused(&rf, EPERM, "pretended for a test");
+        } else {
+                if (!legacy && mount_new(s, c->userns, target, &legacy, &rf, err) == 0)
+                        return 0;
+                if (legacy && !rf.errnum) {
+                        klog_debug(
+                                "sandbox: overlay through mount(2): no lowerdir+ in this kernel");
+                        if (mount_legacy(s, c->userns, target, &rf, err) == 0)
+                                return 0;
+                }
+                if (!rf.errnum)
+                        return -1;
+        }
+        if (c->userns && rf.errnum == EPERM)
+                kbuf_puts(&rf.why, "; in a user namespace overlayfs needs Linux 5.11 or newer");
+        /* The errno is in the words already, before what follows them. */
+        if (f->mode == SBX_OVERLAY_NATIVE)
+                kerr_set(err, 0, KERR_UNSUPPORTED,
+                         "mount the layers with overlayfs: the kernel refuses it here (%s), and "
+                         "KILN_OVERLAY=native rules out fuse-overlayfs",
+                         rf.why.data);
+        else if (f->unusable || f->m[idx].fd < 0)
+                kerr_set(err, 0, KERR_UNSUPPORTED,
+                         "mount the layers with overlayfs: the kernel refuses it here (%s), and "
+                         "fuse-overlayfs cannot stand in: %s",
+                         rf.why.data, f->unusable ? f->unusable : "no /dev/fuse");
+        else
+                r = mount_fuse(c, idx, s, target, rf.errnum, rf.why.data, err);
+        kbuf_release(&rf.why);
+        return r;
 }

@@ -307,9 +307,10 @@ static size_t depth(const char *path)
  * assembled in (outside the container's root, so never in its upper dir), subdir is opened
  * inside the merged tree with RESOLVE_IN_ROOT and bound at the target, and the staging
  * mount is detached again: the bind keeps the tree alive. */
-static int setup_overlay_mount(struct sbx_root *r, bool userns, const struct sandbox_mount *m,
+static int setup_overlay_mount(struct sbx_root *r, const struct sbx_child *c, size_t i,
                                struct kerr **err)
 {
+        const struct sandbox_mount *m = &c->spec->mounts[i];
         _cleanup_free_ char *stage = fmt("/stage-%u", r->n_staged++);
         _cleanup_free_ char *rel = NULL, *dir = NULL;
         _cleanup_close_ int stagefd = -1, subfd = -1, fd = -1;
@@ -333,7 +334,7 @@ static int setup_overlay_mount(struct sbx_root *r, bool userns, const struct san
                         .work = m->work,
                 };
 
-                if (sbx_overlay_mount(&stack, userns, stage, err) < 0)
+                if (sbx_overlay_mount(c, 1 + i, &stack, stage, err) < 0)
                         goto out_dir;
         }
         stagefd = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -403,9 +404,9 @@ static int setup_one_mount(struct sbx_root *r, const struct sandbox_mount *m, st
 }
 
 /* Parents before children: mounts sorted by the depth of their targets. */
-static int setup_mounts(struct sbx_root *r, const struct sandbox_spec *s, bool userns,
-                        struct kerr **err)
+static int setup_mounts(struct sbx_root *r, const struct sbx_child *c, struct kerr **err)
 {
+        const struct sandbox_spec *s = c->spec;
         size_t max = 0;
 
         for (size_t i = 0; i < s->n_mounts; i++)
@@ -415,7 +416,7 @@ static int setup_mounts(struct sbx_root *r, const struct sandbox_spec *s, bool u
                 for (size_t i = 0; i < s->n_mounts; i++)
                         if (depth(s->mounts[i].target) == d &&
                             (s->mounts[i].type == SANDBOX_MOUNT_OVERLAY
-                                     ? setup_overlay_mount(r, userns, &s->mounts[i], err)
+                                     ? setup_overlay_mount(r, c, i, err)
                                      : setup_one_mount(r, &s->mounts[i], err)) < 0)
                                 return kerr_wrap(err, "mount '%s'", s->mounts[i].target);
         return 0;
@@ -470,7 +471,7 @@ static int mount_root(const struct sbx_child *c, struct kerr **err)
                         .work = s->work,
                 };
 
-                return sbx_overlay_mount(&stack, c->userns, SBX_NEWROOT, err);
+                return sbx_overlay_mount(c, 0, &stack, SBX_NEWROOT, err);
         }
         return do_mount(upper, SBX_NEWROOT, NULL, MS_BIND, NULL, "the upper dir as the root", err);
 }
@@ -516,7 +517,7 @@ int sbx_rootfs_setup(const struct sbx_child *c, struct kerr **err)
                 }
         }
         if (setup_proc(&r, err) < 0 || setup_dev(&r, err) < 0 || setup_sys(&r, c, err) < 0 ||
-            setup_etc(&r, s, err) < 0 || setup_mounts(&r, s, c->userns, err) < 0)
+            setup_etc(&r, s, err) < 0 || setup_mounts(&r, c, err) < 0)
                 goto out;
         kfs_close(TAKE_FD(r.rootfd));
         if (r.upperfd >= 0)

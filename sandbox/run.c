@@ -108,6 +108,7 @@ struct run {
         struct sbx_sc_loaded *profile;
         void *seccomp;
         struct sbx_limit limit;
+        struct sbx_fuse fuse;
         struct sbx_created_list created;
         int chan_r, chan_w, go[2], sigfd, pidfd;
         pid_t pid;
@@ -135,6 +136,7 @@ static void run_release(struct run *r)
         sbx_seccomp_free(r->seccomp);
         sbx_seccomp_loaded_free(r->profile);
         sbx_limit_release(&r->limit);
+        sbx_fuse_release(&r->fuse);
         sbx_created_list_release(&r->created);
         {
                 int *fds[] = {&r->chan_r, &r->chan_w, &r->go[0], &r->go[1], &r->sigfd, &r->pidfd};
@@ -465,6 +467,7 @@ struct outcome {
         int status; /* wait status */
         int signal; /* the signal that interrupted the run, or 0 */
         bool reaped;
+        struct kerr *fuse_error; /* a fuse-overlayfs the child asked for could not start */
 };
 
 static void read_chan(struct run *r, struct outcome *o, bool *open_)
@@ -505,6 +508,24 @@ static void on_signal(struct run *r, struct outcome *o)
         }
 }
 
+/* Starts fuse-overlayfs for the stacks the child mounted for it. The child waits for the
+ * daemon's first answer; if one cannot start, the child is killed. */
+static void serve_fuse(struct run *r, struct outcome *o)
+{
+        for (size_t i = 0; i < o->chan.n_fuse; i++) {
+                const struct sbx_chan_fuse *f = &o->chan.fuse[i];
+
+                if (o->reaped || o->fuse_error)
+                        break;
+                if (sbx_fuse_start(&r->fuse, &r->spec, f->idx, f->refused, f->why,
+                                   &o->fuse_error) == 0)
+                        continue;
+                if (pidfd_send_signal(r->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+                        kill(r->pid, SIGKILL);
+        }
+        sbx_chan_fuse_clear(&o->chan);
+}
+
 /* Waits for the child, its messages and signals, until it is reaped and its pipe closed. */
 static int wait_child(struct run *r, struct outcome *o, struct kerr **err)
 {
@@ -533,8 +554,10 @@ static int wait_child(struct run *r, struct outcome *o, struct kerr **err)
                                 continue;
                         return kerr_set(err, errno, KERR_IO, "wait for the container");
                 }
-                if (ci >= 0 && p[ci].revents)
+                if (ci >= 0 && p[ci].revents) {
                         read_chan(r, o, &chan_open);
+                        serve_fuse(r, o);
+                }
                 if (p[si].revents)
                         on_signal(r, o);
                 if (p[pi].revents) {
@@ -606,13 +629,15 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret, str
         struct kbuf msgs = KBUF_INIT;
         struct outcome o = {.chan = {.buf = &msgs}};
         struct sbx_child c = {0};
+        struct kerr *fuse_err = NULL;
+        bool fuse_failed = false;
         int rc = -1;
 
         if (check_spec(spec, err) < 0)
                 return -1;
         copy_spec(&r, spec);
         if (sbx_caps_compute(spec->cap_add, spec->cap_drop, &r.caps, err) < 0 ||
-            make_filter(&r, err) < 0)
+            make_filter(&r, err) < 0 || sbx_fuse_prepare(&r.fuse, &r.spec, err) < 0)
                 goto out;
         if (!spec->hostname)
                 make_hostname(r.hostname);
@@ -623,6 +648,7 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret, str
         c.userns = sbx_in_user_namespace();
         c.caps = r.caps;
         c.seccomp = r.seccomp;
+        c.fuse = &r.fuse;
         sbx_limit_prepare(&r.limit, r.spec.pids_max, c.userns);
         c.limit = &r.limit;
         if (start(&r, &c, err) < 0)
@@ -644,11 +670,27 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret, str
                         ;
                 goto out;
         }
-        if (sbx_created_cleanup(r.upper, &r.created, err) < 0 && !o.signal && !o.chan.error)
+        /* The container's mount namespace is gone, and with it the FUSE mounts. */
+        fuse_failed = sbx_fuse_stop(&r.fuse, &fuse_err) < 0;
+        if (r.fuse.m && r.fuse.m[0].used && !o.signal && !o.chan.error && !o.fuse_error &&
+            !fuse_failed && o.chan.exec_started &&
+            sbx_fuse_upper_normalize(r.upper, r.spec.lowers, r.spec.n_lowers, err) < 0)
+                goto out;
+        if (sbx_created_cleanup(r.upper, &r.created, err) < 0 && !o.signal && !o.chan.error &&
+            !o.fuse_error && !fuse_failed)
                 goto out;
         if (o.signal) {
                 kerr_set(err, EINTR, KERR_IO, "interrupted by %s: the container was killed",
                          signame(o.signal));
+                goto out;
+        }
+        /* A daemon that failed explains the container's failure (ENOTCONN), and one that
+         * died under a command that carried on may have lost its writes. */
+        if (o.fuse_error || fuse_failed) {
+                if (err) {
+                        kerr_free(*err);
+                        *err = o.fuse_error ? TAKE_PTR(o.fuse_error) : TAKE_PTR(fuse_err);
+                }
                 goto out;
         }
         if (o.chan.error) {
@@ -675,6 +717,9 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret, str
         rc = 0;
 out:
         kerr_free(o.chan.error);
+        kerr_free(o.fuse_error);
+        kerr_free(fuse_err);
+        sbx_chan_fuse_clear(&o.chan);
         kbuf_release(&msgs);
         run_release(&r);
         return rc;

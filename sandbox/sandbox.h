@@ -49,6 +49,14 @@ void sandbox_userns_release(struct sandbox_userns *ns);
  * cap_add, minus cap_drop), sets no_new_privs, installs the seccomp filter, switches to the
  * user, closes every fd above 2 and execs. The process is PID 1 of its namespace, so when
  * it exits everything it started dies with it. Nothing is left mounted on the host side.
+ *
+ * The layers are merged by the kernel's overlayfs, or by fuse-overlayfs (found in kiln's
+ * PATH; it needs /dev/fuse) as KILN_OVERLAY in kiln's environment says: "auto" (the
+ * default) when the kernel refuses overlayfs, "fuse" always (for kernels whose overlayfs
+ * misbehaves), "native" never. fuse-overlayfs then runs as kiln's child for the length of
+ * the run, outside the container; the first time in a process, a notice says so on
+ * standard error. Either way the upper dir ends up in overlayfs' format (0/0 whiteouts,
+ * the overlay opaque xattr), so a layer does not depend on which of them wrote it.
  * ====================================================================================== */
 
 /* How the number of processes of a run is capped (see sandbox_result). */
@@ -153,7 +161,9 @@ struct sandbox_result {
  * in $PATH") or a USER or group the image does not have; KERR_INVALID (errnum EACCES,
  * ENOEXEC) for a command that cannot be executed, and for a bad spec or capability name;
  * KERR_UNSUPPORTED when the kernel refuses what is needed (an overlay stack too deep for
- * its mount options: flatten it). Host paths may be relative; etc_dir is created when
+ * its mount options: flatten it; overlayfs refused with no fuse-overlayfs to stand in, or
+ * KILN_OVERLAY=fuse without it: the message says what to install); KERR_INVALID for a
+ * KILN_OVERLAY other than native, fuse or auto. Host paths may be relative; etc_dir is created when
  * missing and its three files rewritten. env gets HOME from the image's passwd when it has
  * none, and PATH lookups fall back to docker's default PATH.
  *

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "sandbox/sandbox.h"
+#include "sandbox/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,8 +110,7 @@ void sandbox_userns_release(struct sandbox_userns *ns)
         ns->warning = ns->hint = NULL;
 }
 
-/* The first executable name in $PATH (or the usual directories when PATH is unset). */
-static char *find_program(const char *name)
+char *sbx_find_program(const char *name)
 {
         const char *path = getenv("PATH");
         _cleanup_free_ char *copy = NULL;
@@ -392,8 +391,8 @@ int sandbox_userns_enter(struct sandbox_userns *ret, struct kerr **err)
             sandbox_subid_ranges(SUBGID_FILE, login, uid, &gr, &ng, err) < 0)
                 return -1;
         if (nu && ng) {
-                uid_tool = find_program("newuidmap");
-                gid_tool = find_program("newgidmap");
+                uid_tool = sbx_find_program("newuidmap");
+                gid_tool = sbx_find_program("newgidmap");
         }
         single = !uid_tool || !gid_tool;
         if (single) {

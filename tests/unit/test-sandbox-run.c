@@ -1139,6 +1139,403 @@ TEST(run_deep_layer_stacks)
         t_free(&small);
 }
 
+/* ---- fuse-overlayfs ---- */
+
+/* Why fuse-overlayfs cannot run here, or NULL. */
+static const char *fuse_missing(void)
+{
+        static char reason[160];
+        _cleanup_free_ char *p = sbx_find_program("fuse-overlayfs");
+        int fd;
+
+        if (!p)
+                return "fuse-overlayfs is not in PATH (Debian package fuse-overlayfs)";
+        fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+                snprintf(reason, sizeof(reason), "/dev/fuse cannot be opened: %s", strerror(errno));
+                return reason;
+        }
+        kfs_close(fd);
+        return NULL;
+}
+
+/* Whether this process has no child left, not even a zombie: no fuse-overlayfs outlived
+ * its run. */
+static bool no_children(void)
+{
+        return waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD;
+}
+
+/* Every entry below dir with what a layer keeps of it: type, mode, owner, size, link
+ * count, device, link target, contents and xattrs. */
+static void describe_into(const char *dir, const char *prefix, struct kbuf *out)
+{
+        struct dirent **names = NULL;
+        int n = scandir(dir, &names, NULL, alphasort);
+
+        for (int i = 0; i < n; i++) {
+                const char *name = names[i]->d_name;
+                _cleanup_free_ char *p = fmt("%s/%s", dir, name);
+                _cleanup_free_ char *rel = fmt("%s%s", prefix, name);
+                char list[1024], target[256];
+                struct stat st;
+                ssize_t len;
+
+                if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || lstat(p, &st) < 0) {
+                        free(names[i]);
+                        continue;
+                }
+                kbuf_printf(out, "%s %o %u:%u", rel, (unsigned)st.st_mode, (unsigned)st.st_uid,
+                            (unsigned)st.st_gid);
+                if (S_ISCHR(st.st_mode))
+                        kbuf_printf(out, " dev %u:%u", major(st.st_rdev), minor(st.st_rdev));
+                if (S_ISREG(st.st_mode)) {
+                        struct kbuf c = KBUF_INIT;
+
+                        kbuf_printf(out, " links %lu", (unsigned long)st.st_nlink);
+                        if (kfs_read_file(AT_FDCWD, p, 0, &c, NULL) == 0)
+                                kbuf_printf(out, " '%.*s'",
+                                            (int)strcspn(c.data ? c.data : "", "\n"),
+                                            c.data ? c.data : "");
+                        kbuf_release(&c);
+                }
+                if (S_ISLNK(st.st_mode) && (len = readlink(p, target, sizeof(target) - 1)) > 0)
+                        kbuf_printf(out, " -> %.*s", (int)len, target);
+                len = llistxattr(p, list, sizeof(list));
+                for (ssize_t off = 0; len > 0 && off < len;
+                     off += (ssize_t)strlen(list + off) + 1) {
+                        char v[64];
+                        ssize_t vl = lgetxattr(p, list + off, v, sizeof(v));
+
+                        /* overlayfs' own bookkeeping, which a layer leaves out. */
+                        if (strstr(list + off, ".overlay.") && !strstr(list + off, "opaque"))
+                                continue;
+                        kbuf_printf(out, " %s=%.*s", list + off, (int)(vl > 0 ? vl : 0), v);
+                }
+                kbuf_putc(out, '\n');
+                if (S_ISDIR(st.st_mode)) {
+                        _cleanup_free_ char *sub = fmt("%s/", rel);
+
+                        describe_into(p, sub, out);
+                }
+                free(names[i]);
+        }
+        free(names);
+}
+
+static char *describe_tree(const char *dir)
+{
+        struct kbuf b = KBUF_INIT;
+
+        describe_into(dir, "", &b);
+        return kbuf_detach(&b);
+}
+
+/* The lower dirs of make_overlay_lowers(), made by the first test that needs them. */
+static bool overlay_lowers(char **ret_a, char **ret_b)
+{
+        _cleanup_free_ char *a = fmt("%s/lower-a", fx.dir), *b = fmt("%s/lower-b", fx.dir);
+
+        if (access(a, F_OK) < 0)
+                return make_overlay_lowers(ret_a, ret_b);
+        *ret_a = TAKE_PTR(a);
+        *ret_b = TAKE_PTR(b);
+        return true;
+}
+
+/* stderr into a memfd while a test runs, for kiln's notices. */
+static int capture_stderr(int *ret_saved)
+{
+        int fd = memfd_create("kiln-test-stderr", MFD_CLOEXEC);
+
+        fflush(stderr);
+        *ret_saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0 || *ret_saved < 0 || dup3(fd, STDERR_FILENO, 0) < 0)
+                abort();
+        return fd;
+}
+
+static char *captured(int fd, int saved)
+{
+        struct kbuf b = KBUF_INIT;
+
+        fflush(stderr);
+        if (dup3(saved, STDERR_FILENO, 0) < 0)
+                abort();
+        kfs_close(saved);
+        lseek(fd, 0, SEEK_SET);
+        if (kfs_read_fd(fd, "stderr", 0, &b, NULL) < 0)
+                abort();
+        kfs_close(fd);
+        return b.data ? kbuf_detach(&b) : kstrdup("");
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+        size_t n = 0;
+
+        for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* What RUN steps do to a tree, over three lowers (the base, a, b): each kind of change a
+ * layer must carry, whiteouts and opaque directories included. */
+static const char fuse_script[] =
+        "B=/bin/busybox; set -e; "
+        "grep -o ' / [^ ]*' /proc/mounts | tail -1 >/mnt.txt; "
+        "echo new >/newfile; echo changed >/d/keep; $B chmod 600 /etc/marker; "
+        "$B chown 1000:1000 /d/new; $B ln /newfile /newlink; $B ln -s /newfile /sym; "
+        "rm /f; rm -r /d/sub; rm -r /o; mkdir /o; echo x >/o/x; "
+        "rm -r /home; mkdir /home; echo y >/home/y; mkdir -p /n/m; echo z >/n/m/z; "
+        "mkdir /again; $B rmdir /again; touch /n/t; rm /n/t; $B mv /etc/marker /etc/moved; "
+        "$B mv /d /dmoved; $B mkfifo /fifo; "
+        "ls / ; ls -a /o /home /dmoved; cat /dmoved/keep /etc/moved";
+
+TEST(run_fuse_overlay_writes_the_layer_overlayfs_writes)
+{
+        _cleanup_free_ char *a = NULL, *b = NULL, *native = NULL, *fuse = NULL;
+        const char *lowers[3];
+        struct t_run tn = {.argv = ARGV("sh", "-c", fuse_script), .n_lowers = 3};
+        struct t_run tf = tn;
+        const char *why;
+
+        SETUP();
+        if ((why = fuse_missing()))
+                SKIP(why);
+        CHECK(overlay_lowers(&a, &b));
+        lowers[0] = fx.base;
+        lowers[1] = a;
+        lowers[2] = b;
+        tn.lowers = tf.lowers = lowers;
+        setenv("KILN_OVERLAY", "native", 1);
+        t_exec(&tn);
+        setenv("KILN_OVERLAY", "fuse", 1);
+        t_exec(&tf);
+        unsetenv("KILN_OVERLAY");
+        CHECK(ran_ok(&tn));
+        CHECK(ran_ok(&tf));
+        CASE("the container sees the same tree");
+        CHECK_STREQ(tf.out, tn.out);
+        CASE("the root is fuse-overlayfs only when asked for");
+        {
+                _cleanup_free_ char *pn = fmt("%s/mnt.txt", tn.upper);
+                _cleanup_free_ char *pf = fmt("%s/mnt.txt", tf.upper);
+                struct kbuf kn = KBUF_INIT, kf = KBUF_INIT;
+
+                CHECK(kfs_read_file(AT_FDCWD, pn, 0, &kn, NULL) == 0);
+                CHECK(kfs_read_file(AT_FDCWD, pf, 0, &kf, NULL) == 0);
+                CHECK_STREQ(kn.data, " / overlay\n");
+                CHECK_STREQ(kf.data, " / fuse.fuse-overlayfs\n");
+                kbuf_release(&kn);
+                kbuf_release(&kf);
+                unlink(pn);
+                unlink(pf);
+        }
+        CASE("the upper dirs are the same layer: whiteouts and opaque dirs as overlayfs'");
+        native = describe_tree(tn.upper);
+        fuse = describe_tree(tf.upper);
+        CHECK_STREQ(fuse, native);
+        CHECK_HAS(native, "f 20000 0:0 dev 0:0\n");
+        CHECK_HAS(native, fx.userns ? "o 40755 0:0 user.overlay.opaque=y\n"
+                                    : "o 40755 0:0 trusted.overlay.opaque=y\n");
+        CHECK_LACKS(fuse, ".wh.");
+        CHECK_LACKS(fuse, "fuseoverlayfs");
+        CASE("no fuse-overlayfs is left");
+        CHECK(no_children());
+        CHECK_INTEQ(survivors(), 0);
+        t_free(&tn);
+        t_free(&tf);
+}
+
+TEST(run_fuse_overlay_mounts)
+{
+        _cleanup_free_ char *a = NULL, *b = NULL, *a_before = NULL, *b_before = NULL;
+        _cleanup_free_ char *rw = NULL, *rw_upper = NULL, *rw_work = NULL;
+        const char *both[2];
+        struct sandbox_mount m[3];
+        struct t_run t = {.argv = ARGV("sh", "-c",
+                                       "grep -c fuse-overlayfs /proc/mounts; "
+                                       "cat /ro/d/keep /ro/f; ls /ro/d; ls /ro/o; "
+                                       "test -e /ro/d/gone || echo gone-hidden; "
+                                       "touch /ro/x 2>/dev/null || echo ro-refused; ls /sub; "
+                                       "echo w >/rw/d/keep && rm /rw/f && cat /rw/d/keep && "
+                                       "test ! -e /rw/f && echo rw-removed")};
+        const char *why;
+
+        SETUP();
+        if ((why = fuse_missing()))
+                SKIP(why);
+        CHECK(overlay_lowers(&a, &b));
+        a_before = list_tree(a);
+        b_before = list_tree(b);
+        rw = fmt("%s/fuse-rw", fx.dir);
+        rw_upper = fmt("%s/upper", rw);
+        rw_work = fmt("%s/work", rw);
+        CHECK(mkdir(rw, 0755) == 0 && mkdir(rw_upper, 0755) == 0 && mkdir(rw_work, 0700) == 0);
+        both[0] = a;
+        both[1] = b;
+        memset(m, 0, sizeof(m));
+        m[0] = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                      .target = "/ro",
+                                      .lowers = both,
+                                      .n_lowers = 2,
+                                      .readonly = true};
+        m[1] = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                      .target = "/sub",
+                                      .lowers = both,
+                                      .n_lowers = 2,
+                                      .subdir = "/d/sub",
+                                      .readonly = true};
+        m[2] = (struct sandbox_mount){.type = SANDBOX_MOUNT_OVERLAY,
+                                      .target = "/rw",
+                                      .lowers = both,
+                                      .n_lowers = 2,
+                                      .upper = rw_upper,
+                                      .work = rw_work};
+        t.mounts = m;
+        t.n_mounts = 3;
+        setenv("KILN_OVERLAY", "fuse", 1);
+        t_exec(&t);
+        unsetenv("KILN_OVERLAY");
+        CHECK(ran_ok(&t));
+        /* The root and the three merged trees (the staging points are gone). */
+        CHECK_STREQ(t.out, "4\na-keep\nb-file\nkeep\nnew\nsub\nshown\ngone-hidden\nro-refused\n"
+                           "deep\nw\nrw-removed\n");
+        {
+                _cleanup_free_ char *upper = list_tree(t.upper), *keep = fmt("%s/d/keep", rw_upper);
+                _cleanup_free_ char *a_after = list_tree(a), *b_after = list_tree(b);
+
+                CASE("the step's upper dir has none of it; the rw tree's writes are in its own");
+                CHECK_STREQ(upper, "");
+                CHECK(access(keep, F_OK) == 0);
+                CASE("the lower dirs are as they were");
+                CHECK_STREQ(a_after, a_before);
+                CHECK_STREQ(b_after, b_before);
+        }
+        CHECK(no_children());
+        t_free(&t);
+}
+
+TEST(run_fuse_overlay_stands_in_when_overlayfs_is_refused)
+{
+        struct t_run t1 = {.argv = ARGV("sh", "-c", "grep -c fuse-overlayfs /proc/mounts")};
+        struct t_run t2 = t1;
+        _cleanup_free_ char *notes = NULL;
+        const char *why;
+        int saved, fd;
+
+        SETUP();
+        if ((why = fuse_missing()))
+                SKIP(why);
+        unsetenv("KILN_OVERLAY");
+        sbx_fuse_pretend_refused(true);
+        fd = capture_stderr(&saved);
+        t_exec(&t1);
+        t_exec(&t2);
+        notes = captured(fd, saved);
+        sbx_fuse_pretend_refused(false);
+        CHECK(ran_ok(&t1));
+        CHECK(ran_ok(&t2));
+        CHECK_STREQ(t1.out, "1\n");
+        CHECK_STREQ(t2.out, "1\n");
+        CASE("said once, with the kernel's reason");
+        CHECK_INTEQ(count(notes, "kiln: warning: "), 1);
+        CHECK_HAS(notes, "kiln: warning: the kernel refuses overlayfs here (Operation not "
+                         "permitted: pretended for a test");
+        CHECK_HAS(notes, "the layers are mounted with fuse-overlayfs\n");
+        CHECK(no_children());
+        t_free(&t1);
+        t_free(&t2);
+}
+
+/* The daemon goes with the container however it ends. */
+TEST(run_fuse_overlay_ends_with_the_run)
+{
+        struct t_run failing = {.argv = ARGV("sh", "-c", "echo x >/y; exit 3")};
+        struct t_run missing = {.argv = ARGV("no-such-command")};
+        struct t_run killed = {.argv = ARGV("sleep", "30")};
+        struct sigaction sa, old;
+        const char *why;
+        pid_t killer;
+
+        SETUP();
+        if ((why = fuse_missing()))
+                SKIP(why);
+        setenv("KILN_OVERLAY", "fuse", 1);
+        CASE("a command that fails");
+        t_exec(&failing);
+        CHECK(failing.rc == 0 && !failing.res.signaled && failing.res.status == 3);
+        CHECK(no_children());
+        CASE("a command that is not there");
+        t_exec(&missing);
+        CHECK(missing.rc < 0 && missing.err && missing.err->code == KERR_NOTFOUND);
+        CHECK(no_children());
+        CASE("kiln interrupted");
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGTERM, &sa, &old);
+        killer = fork();
+        if (killer == 0) {
+                usleep(500 * 1000);
+                kill(getppid(), SIGTERM);
+                _exit(0);
+        }
+        t_exec(&killed);
+        waitpid(killer, NULL, 0);
+        sigaction(SIGTERM, &old, NULL);
+        unsetenv("KILN_OVERLAY");
+        CHECK(killed.rc < 0 && killed.err && killed.err->errnum == EINTR);
+        CHECK(killed.seconds < 10);
+        CHECK(no_children());
+        CHECK_INTEQ(survivors(), 0);
+        t_free(&failing);
+        t_free(&missing);
+        t_free(&killed);
+}
+
+TEST(run_overlay_mode_errors)
+{
+        struct t_run bogus = {.argv = ARGV("true")}, nofuse = bogus, native = bogus, auto_ = bogus;
+        _cleanup_free_ char *path = kstrdup(getenv("PATH") ? getenv("PATH") : "");
+
+        SETUP();
+        CASE("KILN_OVERLAY takes native, fuse or auto");
+        setenv("KILN_OVERLAY", "kernel", 1);
+        t_exec(&bogus);
+        CHECK(bogus.rc < 0 && bogus.err && bogus.err->code == KERR_INVALID);
+        CHECK_HAS(bogus.err ? bogus.err->msg : NULL, "KILN_OVERLAY='kernel'");
+        CASE("KILN_OVERLAY=fuse without fuse-overlayfs says what to install");
+        setenv("KILN_OVERLAY", "fuse", 1);
+        setenv("PATH", "/nonexistent", 1);
+        t_exec(&nofuse);
+        CHECK(nofuse.rc < 0 && nofuse.err && nofuse.err->code == KERR_UNSUPPORTED);
+        CHECK_HAS(nofuse.err ? nofuse.err->msg : NULL,
+                  "fuse-overlayfs is not in PATH (install the Debian package fuse-overlayfs)");
+        CASE("a refused overlayfs with KILN_OVERLAY=native");
+        sbx_fuse_pretend_refused(true);
+        setenv("KILN_OVERLAY", "native", 1);
+        t_exec(&native);
+        CHECK(native.rc < 0 && native.err && native.err->code == KERR_UNSUPPORTED);
+        CHECK_HAS(native.err ? native.err->msg : NULL,
+                  "the kernel refuses it here (Operation not permitted: pretended for a test");
+        CHECK_HAS(native.err ? native.err->msg : NULL, "KILN_OVERLAY=native rules out");
+        CASE("a refused overlayfs without fuse-overlayfs says what to install");
+        unsetenv("KILN_OVERLAY");
+        t_exec(&auto_);
+        sbx_fuse_pretend_refused(false);
+        setenv("PATH", path, 1);
+        CHECK(auto_.rc < 0 && auto_.err && auto_.err->code == KERR_UNSUPPORTED);
+        CHECK_HAS(auto_.err ? auto_.err->msg : NULL,
+                  "and fuse-overlayfs cannot stand in: fuse-overlayfs is not in PATH (install "
+                  "the Debian package fuse-overlayfs)");
+        CHECK(no_children());
+        t_free(&bogus);
+        t_free(&nofuse);
+        t_free(&native);
+        t_free(&auto_);
+}
+
 /* ---- who runs ---- */
 
 TEST(run_resolves_the_user_in_the_image)
