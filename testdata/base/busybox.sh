@@ -5,6 +5,9 @@
 #
 #     testdata/base/busybox.sh KILN [NAME]      (default NAME: busybox)
 #
+# /home/user belongs to user (1000:1000), as a distribution's home would; BUSYBOX_HOME_OWNER=0
+# makes it root's too, for a kiln that can map no other id (no subordinate ids).
+#
 # The tarball is made with fixed owners, order and times, so the image id depends only on
 # the busybox binary.
 set -euo pipefail
@@ -40,9 +43,14 @@ user:x:1000:
 G
 printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
-        --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-        -C "$root" -cf "$work/ctx-rootfs.tar" .
+# Everything is root's but the home of user, which is theirs, as in any distribution.
+tarflags=(--sort=name --mtime=@0 --numeric-owner
+        --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime)
+tar "${tarflags[@]}" --owner=0 --group=0 --exclude=./home/user -C "$root" \
+        -cf "$work/ctx-rootfs.tar" .
+home_owner=${BUSYBOX_HOME_OWNER:-1000}
+tar "${tarflags[@]}" --owner="$home_owner" --group="$home_owner" -C "$root" -rf "$work/ctx-rootfs.tar" \
+        ./home/user
 mkdir -p "$work/ctx"
 mv "$work/ctx-rootfs.tar" "$work/ctx/rootfs.tar"
 cat >"$work/ctx/Containerfile" <<'CF'

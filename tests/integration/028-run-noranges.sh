@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # RUN as a user without subordinate ids (kilnnorange), whose kiln maps only its own uid and
-# gid (as 0): a plain RUN works and its files belong to 0 in the image; a RUN that chowns a
+# gid (as 0): a base with a file of uid 1000 cannot be stored, and the error says how to add
+# ranges; a plain RUN works and its files belong to 0 in the image; a RUN that chowns a
 # file to 1000 fails, and kiln's error says that only the own ids are mapped and how to add
 # ranges. The hint is not given where more ids are mapped: a failing step as kilntest (with
 # subordinate ids) or as root.
@@ -40,7 +41,13 @@ as()
 store=$T_TMP/home-kilnnorange/.local/share/kiln
 hint="add subordinate ids for kilnnorange to /etc/subuid and /etc/subgid: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 kilnnorange"
 
-t_ok "kilnnorange: the busybox base builds" as kilnnorange bash "$KILN_SRCDIR/testdata/base/busybox.sh" "$KILN" busybox
+# The usual base has a home that belongs to 1000: a layer this user cannot store.
+t_fails "kilnnorange: a base with a file of uid 1000 fails to build" 1 \
+        as kilnnorange bash "$KILN_SRCDIR/testdata/base/busybox.sh" "$KILN" busybox
+t_contains "... saying which ids are not mapped" "uid 1000 and gid 1000 are not mapped in kiln's user namespace" "$T_ERR"
+t_contains "... and how to add ranges" "$hint" "$T_ERR"
+t_ok "kilnnorange: the busybox base with everything root's builds" \
+        as kilnnorange env BUSYBOX_HOME_OWNER=0 bash "$KILN_SRCDIR/testdata/base/busybox.sh" "$KILN" busybox
 t_ok "kilnnorange: a plain RUN works" as kilnnorange "$KILN" build -t plain -f ctx/Containerfile.plain ctx
 t_contains "... after the warning that only the own ids are mapped" \
         "only your own uid and gid are mapped (as 0)" "$T_ERR"
