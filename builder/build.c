@@ -1191,11 +1191,10 @@ static int run_exec(struct stage_run *sr, const struct parser_instr *in, struct 
                                 cfg->has_shell ? cfg->n_shell : 0, &cmd, err) < 0)
                 return -1;
         run_env(sr, &env);
-        for (size_t i = 0; i < sr->res->chain.n; i++) {
-                char *p = image_layer_diff_path(b->s, sr->res->chain.v[i]);
-                strv_push(&lowers, p);
-                free(p);
-        }
+        /* A stack too deep to mount cheaply has its bottom part flattened (flatten.c). */
+        if (builder_flat_lowers(b->s, (const char *const *)sr->res->chain.v, sr->res->chain.n,
+                                &lowers.v, &lowers.n, err) < 0)
+                goto out;
         if (!b->ctx && in->n_mounts) {
                 b->ctx = builder_context_open(b->o->context_dir ? b->o->context_dir : ".",
                                               b->o->ignorefile, err);
@@ -1855,22 +1854,20 @@ out:
 
 /* ---- rootfs views, COPY/ADD and WORKDIR ---- */
 
-/* A view over the layers of chain (bottom first), writing into upper_fd (-1: read-only). */
+/* A view over the layers of chain (bottom first), writing into upper_fd (-1: read-only).
+ * A deep stack has its bottom part flattened, as for RUN: the view holds an fd per layer
+ * and looks each name up in every layer that has its directory. */
 static struct builder_rootfs *open_view(struct build *b, const struct strv *chain, int upper_fd,
                                         struct kerr **err)
 {
-        int *fds = kcalloc(chain->n + 1, sizeof(*fds));
-        struct builder_rootfs *r = NULL;
-        size_t opened = 0;
+        struct builder_rootfs *r;
+        int *fds = NULL;
+        size_t n = 0;
 
-        for (; opened < chain->n; opened++) {
-                fds[opened] = image_layer_open_diff(b->s, chain->v[opened], err);
-                if (fds[opened] < 0)
-                        goto out;
-        }
-        r = builder_rootfs_new(fds, chain->n, upper_fd, err);
-out:
-        for (size_t i = 0; i < opened; i++)
+        if (builder_flat_open(b->s, (const char *const *)chain->v, chain->n, &fds, &n, err) < 0)
+                return NULL;
+        r = builder_rootfs_new(fds, n, upper_fd, err);
+        for (size_t i = 0; i < n; i++)
                 kfs_close(fds[i]);
         free(fds);
         return r;

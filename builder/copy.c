@@ -553,9 +553,7 @@ static void created_owner(const struct copier *c, uid_t *uid, gid_t *gid)
         *gid = c->chown ? c->gid : 0;
 }
 
-/* Copies in to out; size is what in held when it was looked at (-1: unknown). Once that
- * much is copied the copy ends, so that a file costs one copy_file_range, not two. */
-static int copy_data(int in, int out, off_t size, const char *name, struct kerr **err)
+int builder_copy_data(int in, int out, off_t size, const char *name, struct kerr **err)
 {
         char buf[65536];
         off_t done = 0;
@@ -731,7 +729,7 @@ static int write_data_file(struct builder_rootfs_dir *dd, const char *name, cons
                 openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return kerr_set(err, errno, KERR_IO, "create '%s'", dpath);
-        if (in >= 0 && copy_data(in, fd, in_size, sname, err) < 0)
+        if (in >= 0 && builder_copy_data(in, fd, in_size, sname, err) < 0)
                 return -1;
         if (in < 0 && kfs_write_all(fd, data, len) < 0)
                 return kerr_set(err, errno, KERR_IO, "write '%s'", dpath);

@@ -275,6 +275,58 @@ int builder_resolve_chown(struct builder_rootfs *dst, const char *spec, uid_t *r
  * 1 on a match, 0 on none, -1 for a malformed pattern. */
 int builder_glob_match(const char *pattern, const char *name);
 
+/* Copies the file in to out; size is what in held when it was looked at (-1: unknown). Once
+ * that much is copied the copy ends, so that a file costs one copy_file_range, not two.
+ * name is used in errors. */
+int builder_copy_data(int in, int out, off_t size, const char *name, struct kerr **err);
+
+/* ======================================================================================
+ * Flattened layer stacks (flatten.c)
+ *
+ * A stack of more lower dirs than BUILDER_FLAT_MAX_LOWERS goes to the sandbox with its
+ * bottom part merged into one plain tree (image_layer_flat_path of the topmost layer
+ * merged), made once and kept in the store.
+ * ====================================================================================== */
+
+/* The kernel stacks up to 500 lower dirs (OVL_MAX_STACK), but a deep stack is slow where it
+ * matters: a lookup of a name that the upper dir lacks walks the lowers from the top until
+ * one has it, so a name that none has (a PATH search, the loader's library path, a
+ * compiler's include path: most lookups in a build) costs one lookup in every lower, and a
+ * directory listing merges every lower that has the directory. 128 keeps that worst case at
+ * a quarter of the kernel's; docker's limit was 127 layers for years (aufs), so images made
+ * elsewhere stay below it and are mounted as they are, and only stacks built deeper pay for
+ * one flattening. */
+#define BUILDER_FLAT_MAX_LOWERS 128
+/* Flattened parts end at multiples of this many layers, so that the steps of a stage that
+ * grows past the limit share one flat tree (a new one every 64 layers) instead of making one
+ * per step. Below BUILDER_FLAT_MAX_LOWERS, so the layers above a flat tree always fit. */
+#define BUILDER_FLAT_STEP 64
+
+/* How many bottom layers of a stack of n are flattened: 0 when n fits as it is. */
+size_t builder_flat_depth(size_t n);
+
+/* The lower dirs for the layers chain (chain ids, bottom first): the layers' diff dirs, the
+ * bottom builder_flat_depth(n) of them replaced by their flat tree, which is made first when
+ * the store has none. *ret is NULL-terminated (caller frees each and it). */
+int builder_flat_lowers(struct image_store *s, const char *const *chain, size_t n, char ***ret,
+                        size_t *ret_n, struct kerr **err);
+
+/* As builder_flat_lowers, but opened: O_DIRECTORY fds of those dirs, for a rootfs view
+ * (builder_rootfs_new), which then holds one fd per layer and looks a name up in each.
+ * *ret_fds has *ret_n fds (caller closes each and frees it). */
+int builder_flat_open(struct image_store *s, const char *const *chain, size_t n, int **ret_fds,
+                      size_t *ret_n, struct kerr **err);
+
+#define BUILDER_FLATTEN_COPY (1u << 0) /* copy every file instead of linking (tests) */
+
+/* Merges the layer dirs layer_fds (overlay format, bottom first) into the directory dst_fd
+ * (empty): whiteouts delete, opaque directories hide what is below them, directories take
+ * the owner, mode, xattrs and times of the topmost layer that has them. Files are hard links
+ * to the layers' own (copies where the file system refuses a link; device nodes that cannot
+ * be made then are left out, as layers leave them out). The tree has no whiteout and no
+ * overlay xattr. */
+int builder_flatten(const int *layer_fds, size_t n, int dst_fd, unsigned flags, struct kerr **err);
+
 /* ======================================================================================
  * Step cache keys (cache.c)
  *

@@ -634,7 +634,8 @@ int builder_rootfs_dir_list(struct builder_rootfs_dir *d, struct builder_dirent 
                 }
                 closedir(dir);
         }
-        qsort(all, n_all, sizeof(*all), cmp_layer_ent);
+        if (n_all > 1)
+                qsort(all, n_all, sizeof(*all), cmp_layer_ent);
         out = kcalloc(n_all + 1, sizeof(*out));
         for (size_t i = 0, first = 0; i < n_all; i++) {
                 if (i > 0 && strcmp(all[i].name, all[first].name) == 0)
@@ -1035,7 +1036,7 @@ static int prune_entry(struct builder_rootfs_dir *lower, int ufd, const char *pa
         if (rr == 0)
                 rr = kept_xattrs(lfd, p, &lx, err);
         if (rr == 0)
-                *ret_same = ux.len == lx.len && memcmp(ux.data, lx.data, ux.len) == 0;
+                *ret_same = ux.len == lx.len && (!ux.len || memcmp(ux.data, lx.data, ux.len) == 0);
         kbuf_release(&ux);
         kbuf_release(&lx);
         return rr;

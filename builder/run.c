@@ -403,13 +403,18 @@ static int bind_from_stage(const struct builder_run_opts *o, const struct parser
         if (o->bind_from(o->bind_ctx, pm->from, pm->source ? pm->source : "/", &chain, &n, &subdir,
                          err) < 0)
                 return kerr_wrap(err, "--mount=type=bind,from=%s", pm->from);
-        char **lowers = kcalloc(n + 1, sizeof(*lowers));
-        for (size_t i = 0; i < n; i++) {
-                lowers[i] = image_layer_diff_path(o->s, chain[i]);
+        char **lowers = NULL;
+        size_t n_lowers = 0;
+        /* As the step's own root: a deep stack has its bottom part flattened. */
+        int r = builder_flat_lowers(o->s, (const char *const *)chain, n, &lowers, &n_lowers, err);
+        for (size_t i = 0; i < n; i++)
                 free(chain[i]);
-        }
         free(chain);
-        if (add_overlay(o, pm, dir, lowers, n, subdir, m, err) < 0)
+        if (r < 0) {
+                free(subdir);
+                return kerr_wrap(err, "--mount=type=bind,from=%s", pm->from);
+        }
+        if (add_overlay(o, pm, dir, lowers, n_lowers, subdir, m, err) < 0)
                 return kerr_wrap(err, "--mount=type=bind,from=%s", pm->from);
         return 0;
 }

@@ -32,6 +32,7 @@ typedef int (*image_sink_fn)(void *ctx, const void *p, size_t n, struct kerr **e
  * root/layers/<hex>/diff/      an extracted layer, in overlay format (whiteouts are 0/0
  *                              character devices, opaque dirs carry the overlay xattr)
  * root/layers/<hex>/layer.json diff_id, parent chain id, tar size, compressed blobs known
+ * root/layers/<hex>/flat/      that layer and those below merged, once the builder needed it
  * root/images.json             names -> image IDs (config digests) and manifests
  * root/tmp/<pid>-<rand>/       work dirs; a dead pid's are swept by image_store_open
  * root/cache/, root/statcache/ the step cache and the stat cache of build contexts (below)
@@ -69,6 +70,8 @@ int image_store_root_fd(const struct image_store *s);
 int image_store_mkdtemp(struct image_store *s, char **ret_path, struct kerr **err);
 /* rm -rf of path; a missing path is fine. */
 int image_store_rmtree(const char *path, struct kerr **err);
+/* rm -rf of name relative to dirfd, never following symlinks; a missing entry is fine. */
+int image_store_rmtree_at(int dirfd, const char *name, struct kerr **err);
 
 /* ---- blobs ---- */
 
@@ -146,6 +149,25 @@ int image_layer_add_blob(struct image_store *s, const char *chain_id, const char
 int image_layer_open_diff(struct image_store *s, const char *chain_id, struct kerr **err);
 /* Absolute path of layers/<chain>/diff (caller frees). */
 char *image_layer_diff_path(struct image_store *s, const char *chain_id);
+
+/* ---- flattened layer stacks (layer.c) ----
+ *
+ * root/layers/<hex>/flat/  the merged tree of that layer and every layer below it, as
+ *                          overlayfs shows them, with no whiteout or opaque directory left:
+ *                          one lower dir standing for them all in a stack too deep to mount
+ *                          cheaply. Made by the builder; it goes with its layer (GC, prune). */
+
+/* Absolute path of layers/<chain>/flat (caller frees); NULL for an invalid chain id. */
+char *image_layer_flat_path(struct image_store *s, const char *chain_id);
+/* Whether layers/<chain>/flat exists. */
+bool image_layer_has_flat(struct image_store *s, const char *chain_id);
+/* An O_DIRECTORY fd of layers/<chain>/flat; KERR_NOTFOUND when there is none. */
+int image_layer_open_flat(struct image_store *s, const char *chain_id, struct kerr **err);
+/* Syncs dir (a complete tree in a directory of tmp/) and renames it to layers/<chain>/flat.
+ * When another process put one there first, dir is removed and that one stays. A layer that
+ * is not stored is KERR_NOTFOUND. */
+int image_layer_commit_flat(struct image_store *s, const char *chain_id, const char *dir,
+                            struct kerr **err);
 
 /* ---- the name index ---- */
 

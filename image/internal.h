@@ -28,8 +28,6 @@ struct image_store {
 int image_store_lock(struct image_store *s, struct kerr **err);
 /* A fresh name "<pid>-<random hex><suffix>" for an entry of tmp/ (suffix may be ""). */
 void image_store_tmp_name(char *buf, size_t size, const char *suffix);
-/* rm -rf of name relative to dirfd, never following symlinks; a missing entry is fine. */
-int image_store_rmtree_at(int dirfd, const char *name, struct kerr **err);
 /* The temp name for a file to be renamed to final (a name, no slash) in the same directory:
  * "<final>.tmp-<pid>-<random hex>", the form kfs_write_atomic uses too. */
 void image_tmp_name_for(char *buf, size_t size, const char *final);

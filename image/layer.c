@@ -372,3 +372,76 @@ int image_layer_remove_locked(struct image_store *s, const char *chain_id, struc
                 return kerr_wrap(err, "remove layer %s", chain_id);
         return 0;
 }
+
+char *image_layer_flat_path(struct image_store *s, const char *chain_id)
+{
+        char *p = NULL;
+
+        if (!kdigest_valid(chain_id))
+                return NULL;
+        if (asprintf(&p, "%s/layers/%s/flat", s->root, chain_id + 7) < 0)
+                abort();
+        return p;
+}
+
+bool image_layer_has_flat(struct image_store *s, const char *chain_id)
+{
+        char path[80];
+        struct stat st;
+
+        if (!kdigest_valid(chain_id))
+                return false;
+        snprintf(path, sizeof(path), "%s/flat", chain_id + 7);
+        return fstatat(s->layers_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+int image_layer_open_flat(struct image_store *s, const char *chain_id, struct kerr **err)
+{
+        char path[80];
+        int fd;
+
+        if (check_chain(chain_id, err) < 0)
+                return -1;
+        snprintf(path, sizeof(path), "%s/flat", chain_id + 7);
+        fd = openat(s->layers_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+                return kerr_set(err, 0, KERR_NOTFOUND, "no flat tree of layer %s", chain_id);
+        if (fd < 0)
+                return kerr_set(err, errno, KERR_IO, "open the flat tree of layer %s", chain_id);
+        return fd;
+}
+
+int image_layer_commit_flat(struct image_store *s, const char *chain_id, const char *dir,
+                            struct kerr **err)
+{
+        _cleanup_close_ int dfd = -1, lfd = -1;
+        char path[80];
+
+        if (check_chain(chain_id, err) < 0)
+                return -1;
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return kerr_set(err, errno, KERR_IO, "open '%s'", dir);
+        /* The tree is thousands of links and directories: one syncfs writes them all out,
+         * where an fsync each would cost a journal commit apiece. A flat tree is never
+         * checked again once in place, so it must be whole when it appears. */
+        if (syncfs(dfd) < 0)
+                return kerr_set(err, errno, KERR_IO, "sync '%s'", dir);
+        lfd = openat(s->layers_fd, chain_id + 7, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (lfd < 0 && errno == ENOENT)
+                return kerr_set(err, 0, KERR_NOTFOUND, "layer %s not found", chain_id);
+        if (lfd < 0)
+                return kerr_set(err, errno, KERR_IO, "open layer %s", chain_id);
+        snprintf(path, sizeof(path), "%s/flat", chain_id + 7);
+        if (renameat(AT_FDCWD, dir, lfd, "flat") < 0) {
+                if (errno == EEXIST || errno == ENOTEMPTY) {
+                        /* Another process flattened the same layers meanwhile. */
+                        image_store_rmtree(dir, NULL);
+                        return 0;
+                }
+                return kerr_set(err, errno, KERR_IO, "store '%s/layers/%s'", s->root, path);
+        }
+        if (fsync(lfd) < 0)
+                return kerr_set(err, errno, KERR_IO, "sync '%s/layers/%s'", s->root, chain_id + 7);
+        return 0;
+}
