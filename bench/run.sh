@@ -240,6 +240,10 @@ for w in $WORKLOADS; do
                         store=$top/stores/$who-$w-$i
                         cp "$top/orig-$w" "$top/w/$w/$tf"
                         fresh_store "$who" "$store"
+                        # What the import wrote goes to disk first: otherwise the first
+                        # fsync of a cold build (kiln syncs what it commits; buildah does
+                        # not) waits for hundreds of MB of someone else's writeback.
+                        sync
                         cold=$(build "$who" "$w" "$store" cold)
                         warm=$(build "$who" "$w" "$store" warm)
                         # One source file's contents change (a line appended).
