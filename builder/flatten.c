@@ -33,10 +33,12 @@
 #include "common/idmap.h"
 #include "common/log.h"
 #include "image/image.h"
+#include "sandbox/sandbox.h"
 #include "common/banned.h"
 
 _Static_assert(BUILDER_FLAT_STEP < BUILDER_FLAT_MAX_LOWERS,
                "the layers above a flat tree must fit beside it");
+_Static_assert(SANDBOX_LEGACY_MAX_LOWERS / 2 >= 1, "a step of at least one layer");
 
 /* The names one inode of a layer was given in the tree so far. Links between layers do not
  * exist (each layer is a tree of its own), so groups last one layer. */
@@ -564,16 +566,32 @@ int builder_flatten(const int *layer_fds, size_t n, int dst_fd, unsigned flags, 
         return r;
 }
 
-size_t builder_flat_depth(size_t n)
+size_t builder_flat_depth_for(size_t n, size_t max)
 {
+        /* 64 of 128; half of a smaller limit, so the rest always fits beside the tree. */
+        size_t step = max >= BUILDER_FLAT_MAX_LOWERS ? BUILDER_FLAT_STEP : max / 2;
         size_t over;
 
-        if (n <= BUILDER_FLAT_MAX_LOWERS)
+        if (max > BUILDER_FLAT_MAX_LOWERS)
+                max = BUILDER_FLAT_MAX_LOWERS;
+        if (n <= max)
                 return 0;
         /* The fewest whole steps that leave the rest, beside the flat tree, within the
          * limit. */
-        over = n - (BUILDER_FLAT_MAX_LOWERS - 1);
-        return (over + BUILDER_FLAT_STEP - 1) / BUILDER_FLAT_STEP * BUILDER_FLAT_STEP;
+        over = n - (max - 1);
+        return (over + step - 1) / step * step;
+}
+
+size_t builder_flat_max_lowers(void)
+{
+        size_t k = sandbox_overlay_max_lowers();
+
+        return k < BUILDER_FLAT_MAX_LOWERS ? k : BUILDER_FLAT_MAX_LOWERS;
+}
+
+size_t builder_flat_depth(size_t n)
+{
+        return builder_flat_depth_for(n, builder_flat_max_lowers());
 }
 
 static double seconds_since(const struct timespec *t0)

@@ -302,7 +302,15 @@ int builder_copy_data(int in, int out, off_t size, const char *name, struct kerr
  * per step. Below BUILDER_FLAT_MAX_LOWERS, so the layers above a flat tree always fit. */
 #define BUILDER_FLAT_STEP 64
 
-/* How many bottom layers of a stack of n are flattened: 0 when n fits as it is. */
+/* How many bottom layers of a stack of n are flattened when max lower dirs fit in one
+ * mount (at most BUILDER_FLAT_MAX_LOWERS count): 0 when n fits as it is; else whole steps of
+ * BUILDER_FLAT_STEP layers (half of max, when max is smaller), so that the rest fits beside
+ * the flat tree. */
+size_t builder_flat_depth_for(size_t n, size_t max);
+/* BUILDER_FLAT_MAX_LOWERS, or fewer where one mount of the sandbox takes fewer (mount(2)
+ * before Linux 6.8: sandbox_overlay_max_lowers). */
+size_t builder_flat_max_lowers(void);
+/* builder_flat_depth_for(n, builder_flat_max_lowers()). */
 size_t builder_flat_depth(size_t n);
 
 /* The lower dirs for the layers chain (chain ids, bottom first): the layers' diff dirs, the

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/utsname.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,29 @@ static bool force_legacy;
 void sbx_overlay_set_legacy(bool legacy)
 {
         force_legacy = legacy;
+}
+
+/* Whether the running kernel is at least major.minor (uname's release, "6.8.0-..."). */
+static bool kernel_at_least(unsigned major, unsigned minor)
+{
+        struct utsname u;
+        unsigned ma = 0, mi = 0;
+
+        if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+                return false;
+        return ma > major || (ma == major && mi >= minor);
+}
+
+size_t sandbox_overlay_max_lowers(void)
+{
+        /* Relative to the store's root, a lower dir is "layers/<64 hex>/diff:", 77 bytes:
+         * 4096 bytes of options hold 51 of them beside the upper and work dirs and the
+         * flags; 40 leaves room for longer store paths. */
+        _Static_assert(SANDBOX_LEGACY_MAX_LOWERS * 77 + 512 < 4096,
+                       "the legacy limit must fit in one page of options");
+        if (force_legacy || !kernel_at_least(6, 8))
+                return SANDBOX_LEGACY_MAX_LOWERS;
+        return SBX_OVERLAY_MAX_LAYERS;
 }
 
 /* How the kernel refused overlayfs: its errno, and its words. */

@@ -173,3 +173,10 @@ struct sandbox_result {
  * libc code between clone and exec as after fork: call it when no other thread can hold
  * a libc lock (kiln runs its steps from one thread). */
 int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret, struct kerr **err);
+
+/* How many lower dirs one overlay mount of sandbox_run takes on this kernel: 500 (the
+ * kernel's stack limit) with the new mount API's "lowerdir+" (Linux 6.8), else as many
+ * store paths (".../layers/<chain>/diff") as one page of mount(2) options holds, with room
+ * to spare (SANDBOX_LEGACY_MAX_LOWERS). A deeper stack must be flattened first. */
+#define SANDBOX_LEGACY_MAX_LOWERS 40
+size_t sandbox_overlay_max_lowers(void);

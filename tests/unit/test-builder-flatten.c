@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "sandbox/sandbox.h"
 #include "builder/internal.h"
 
 #include <dirent.h>
@@ -170,30 +171,45 @@ static size_t overlay_marks(int dirfd)
                 free(_g);                                                                          \
         })
 
-TEST(flat_depth)
+/* The depth rule for a limit of max lowers, with steps of step layers. */
+static void check_depth_rule(size_t max, size_t step)
 {
         bool fits = true, steps = true, shallow = true;
 
-        CASE("stacks that fit are left alone");
-        CHECK_INTEQ(builder_flat_depth(0), 0);
-        CHECK_INTEQ(builder_flat_depth(BUILDER_FLAT_MAX_LOWERS), 0);
-        CASE("deeper ones flatten whole steps");
-        CHECK_INTEQ(builder_flat_depth(BUILDER_FLAT_MAX_LOWERS + 1), BUILDER_FLAT_STEP);
-        CHECK_INTEQ(builder_flat_depth(520), 448);
-        CHECK_INTEQ(builder_flat_depth(600), 512);
-        CASE("what is left always fits, and steps are shared");
-        for (size_t n = BUILDER_FLAT_MAX_LOWERS + 1; n < 5000; n++) {
-                size_t k = builder_flat_depth(n);
+        CASE("stacks that fit are left alone (max %zu)", max);
+        CHECK_INTEQ(builder_flat_depth_for(0, max), 0);
+        CHECK_INTEQ(builder_flat_depth_for(max, max), 0);
+        CASE("deeper ones flatten whole steps (max %zu)", max);
+        CHECK_INTEQ(builder_flat_depth_for(max + 1, max), step);
+        CASE("what is left always fits, and steps are shared (max %zu)", max);
+        for (size_t n = max + 1; n < 5000; n++) {
+                size_t k = builder_flat_depth_for(n, max);
 
-                fits &= 1 + n - k <= BUILDER_FLAT_MAX_LOWERS;
-                steps &= k % BUILDER_FLAT_STEP == 0;
+                fits &= 1 + n - k <= max;
+                steps &= k % step == 0;
                 /* One more layer moves the flat part only at a step's end. */
-                shallow &= builder_flat_depth(n + 1) == k ||
-                           builder_flat_depth(n + 1) == k + BUILDER_FLAT_STEP;
+                shallow &= builder_flat_depth_for(n + 1, max) == k ||
+                           builder_flat_depth_for(n + 1, max) == k + step;
         }
         CHECK(fits);
         CHECK(steps);
         CHECK(shallow);
+}
+
+TEST(flat_depth)
+{
+        check_depth_rule(BUILDER_FLAT_MAX_LOWERS, BUILDER_FLAT_STEP);
+        CHECK_INTEQ(builder_flat_depth_for(520, BUILDER_FLAT_MAX_LOWERS), 448);
+        CHECK_INTEQ(builder_flat_depth_for(600, BUILDER_FLAT_MAX_LOWERS), 512);
+        CASE("a limit above 128 still flattens at 128 (the new mount API's 500)");
+        CHECK_INTEQ(builder_flat_depth_for(129, 500), BUILDER_FLAT_STEP);
+        /* mount(2) before Linux 6.8 takes one page of options. */
+        check_depth_rule(SANDBOX_LEGACY_MAX_LOWERS, SANDBOX_LEGACY_MAX_LOWERS / 2);
+        CASE("the limit here is the sandbox's, at most 128");
+        CHECK_INTEQ(builder_flat_max_lowers(),
+                    sandbox_overlay_max_lowers() < BUILDER_FLAT_MAX_LOWERS
+                            ? sandbox_overlay_max_lowers()
+                            : BUILDER_FLAT_MAX_LOWERS);
 }
 
 /* Two layers in overlay format, as RUN and COPY leave them, and an outside directory that

@@ -1124,7 +1124,46 @@ TEST(run_deep_layer_stacks)
         t_exec(&small);
         CHECK(ran_ok(&small));
         CHECK_STREQ(small.out, "legacy-ok\n");
+        CASE("mount(2) takes as many store layers as sandbox_overlay_max_lowers says");
+        CHECK_INTEQ(sandbox_overlay_max_lowers(), SANDBOX_LEGACY_MAX_LOWERS);
+        {
+                /* The base with the programs, then store layers up to the limit. */
+                enum { M = SANDBOX_LEGACY_MAX_LOWERS };
+                const char *store_lowers[M];
+                char *store_dirs[M];
+                struct t_run full = {.argv = ARGV("cat", "/layer")};
+                bool ok = true;
+
+                store_lowers[0] = fx.base;
+                store_dirs[0] = NULL;
+                for (int i = 1; i < M; i++) {
+                        _cleanup_free_ char *l = NULL;
+                        char num[16];
+
+                        /* As the store names them: layers/<64 hex digits>/diff. */
+                        store_dirs[i] = fmt("%s/store/layers/%064x/diff", fx.dir, i);
+                        l = fmt("%s/layer", store_dirs[i]);
+                        snprintf(num, sizeof(num), "%d\n", i);
+                        ok = ok && kfs_mkdir_p(AT_FDCWD, store_dirs[i], 0755, NULL) == 0 &&
+                             write_file(l, num, strlen(num), 0644);
+                        store_lowers[i] = store_dirs[i];
+                }
+                CHECK(ok);
+                full.lowers = store_lowers;
+                full.n_lowers = M;
+                t_exec(&full);
+                CHECK(ran_ok(&full));
+                CHECK_INTEQ(atoi(full.out ? full.out : ""), M - 1);
+                for (int i = 1; i < M; i++)
+                        free(store_dirs[i]);
+                t_free(&full);
+        }
         sbx_overlay_set_legacy(false);
+        CASE("the new mount API takes the kernel's 500 (Linux 6.8 and later)");
+        if (sandbox_overlay_max_lowers() == SANDBOX_LEGACY_MAX_LOWERS)
+                tap_skip("this kernel is older than 6.8");
+        else
+                CHECK_INTEQ(sandbox_overlay_max_lowers(), SBX_OVERLAY_MAX_LAYERS);
         CASE("more layers than overlayfs stacks");
         s.argv = ARGV("true");
         s.lowers = lowers;
