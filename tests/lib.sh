@@ -841,3 +841,37 @@ t_base_image()
         }
         return 0
 }
+
+# t_marked WORD: how many processes of the host have WORD as one of their arguments
+# (whole). Read by bash itself, so that no process of the scan has it.
+t_marked()
+{
+        local f w n=0
+        local -a a
+
+        for f in /proc/[0-9]*/cmdline; do
+                mapfile -d '' -t a 2>/dev/null <"$f" || continue
+                for w in "${a[@]}"; do
+                        if [ "$w" = "$1" ]; then
+                                n=$((n + 1))
+                                break
+                        fi
+                done
+        done
+        echo "$n"
+}
+
+# t_wait_for WANT SECONDS CMD...: runs CMD every 0.1 s until it prints WANT, for at most
+# SECONDS; prints what it printed last.
+t_wait_for()
+{
+        local want=$1 secs=$2 got i
+        shift 2
+
+        for ((i = 0; i < secs * 10; i++)); do
+                got=$("$@")
+                [ "$got" = "$want" ] && break
+                sleep 0.1
+        done
+        echo "$got"
+}

@@ -45,25 +45,6 @@ cleanup()
 }
 trap cleanup EXIT
 
-# marked WORD: how many processes of the host have WORD as one of their arguments (whole).
-# Read by bash itself, so that no process of the scan has it.
-marked()
-{
-        local f w n=0
-        local -a a
-
-        for f in /proc/[0-9]*/cmdline; do
-                mapfile -d '' -t a 2>/dev/null <"$f" || continue
-                for w in "${a[@]}"; do
-                        if [ "$w" = "$1" ]; then
-                                n=$((n + 1))
-                                break
-                        fi
-                done
-        done
-        echo "$n"
-}
-
 # The host's paths where a write of a step could land, searched for the marker's name
 # (a search of the whole root file system would take minutes).
 host_files()
@@ -167,7 +148,7 @@ run_case()
         t_eq "$label: what the steps wrote is in the store only in layers/*/diff" \
                 "$(comm -13 <(printf '%s\n' "$store_before") <(printf '%s\n' "$store_after") |
                         grep -F -e "$MARK" | grep -v '^\./layers/[0-9a-f]*/diff/')" ""
-        t_eq "$label: no bomb shell outlives its step" "$(marked "kiln-bomb-$MARK")" 0
+        t_eq "$label: no bomb shell outlives its step" "$(t_marked "kiln-bomb-$MARK")" 0
 
         t_ok "$label: export" "${k[@]}" push iso "oci:$out:iso"
         rm -rf "$out.un"
@@ -246,7 +227,7 @@ run_case()
         pid=$!
         seen=
         for ((i = 0; i < 100; i++)); do
-                seen="$(marked "kiln-bg-$MARK") $(marked "kiln-setsid-$MARK") $(marked "kiln-orphan-$MARK")"
+                seen="$(t_marked "kiln-bg-$MARK") $(t_marked "kiln-setsid-$MARK") $(t_marked "kiln-orphan-$MARK")"
                 [ "$seen" = "1 1 1" ] && break
                 sleep 0.1
         done
@@ -259,7 +240,7 @@ run_case()
         [ "$T_RC" = 0 ] || t_diag_file output "$T_TMP/daemons.out"
         t_ok "$label: ... when the step's shell ends, not when they do (${took}s)" test "$took" -lt 60
         t_eq "$label: no daemon of the step is left on the host" \
-                "$(marked "kiln-bg-$MARK") $(marked "kiln-setsid-$MARK") $(marked "kiln-orphan-$MARK")" \
+                "$(t_marked "kiln-bg-$MARK") $(t_marked "kiln-setsid-$MARK") $(t_marked "kiln-orphan-$MARK")" \
                 "0 0 0"
         t_eq "$label: the store's tmp/ is empty" "$(ls -A "$root/tmp")" ""
 }

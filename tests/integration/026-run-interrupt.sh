@@ -26,39 +26,6 @@ cd "$T_TMP" || t_bail "cd $T_TMP"
 MARK=kiln-int-$$-$RANDOM$RANDOM
 kiln_exe=$(readlink -f "$KILN")
 
-# marked WORD: how many processes of the host have WORD as one of their arguments (whole);
-# read by bash itself, so that no process of the scan has it.
-marked()
-{
-        local f w n=0
-        local -a a
-
-        for f in /proc/[0-9]*/cmdline; do
-                mapfile -d '' -t a 2>/dev/null <"$f" || continue
-                for w in "${a[@]}"; do
-                        if [ "$w" = "$1" ]; then
-                                n=$((n + 1))
-                                break
-                        fi
-                done
-        done
-        echo "$n"
-}
-
-# wait_for N SECONDS CMD...: runs CMD every 0.1 s until it prints N; prints what it printed last.
-wait_for()
-{
-        local want=$1 secs=$2 got i
-        shift 2
-
-        for ((i = 0; i < secs * 10; i++)); do
-                got=$("$@")
-                [ "$got" = "$want" ] && break
-                sleep 0.1
-        done
-        echo "$got"
-}
-
 # gone PID: "gone" once PID has exited (a zombie, or reaped), else "running".
 gone()
 {
@@ -96,7 +63,7 @@ run_case()
                 "${k[@]}" build -t "int-$sig" --build-arg "M=$word" ctx >"$T_TMP/build.out" \
                         2>"$T_TMP/build.err" &
                 pid=$!
-                if [ "$(wait_for 1 30 marked "$word")" != 1 ]; then
+                if [ "$(t_wait_for 1 30 t_marked "$word")" != 1 ]; then
                         t_fail "$label: SIG$sig: the RUN step starts"
                         t_diag_file stdout "$T_TMP/build.out"
                         t_diag_file stderr "$T_TMP/build.err"
@@ -110,7 +77,7 @@ run_case()
                 # bash reports a job killed by a signal on its stderr, when it notices.
                 {
                         kill -s "$sig" "$pid"
-                        wait_for gone 20 gone "$pid" >/dev/null
+                        t_wait_for gone 20 gone "$pid" >/dev/null
                         ms=$((($(date +%s%N) - t0) / 1000000))
                         state=$(gone "$pid")
                         [ "$state" = gone ] || kill -KILL "$pid"
@@ -122,7 +89,7 @@ run_case()
                         t_eq "$label: SIGKILL: kiln dies" "$rc" 137
                         # PR_SET_PDEATHSIG reaches the container's PID 1 some time after.
                         t_eq "$label: SIGKILL: the container dies with kiln" \
-                                "$(wait_for 0 10 marked "$word")" 0
+                                "$(t_wait_for 0 10 t_marked "$word")" 0
                         leftover=$(ls -A "$root/tmp")
                         t_ok "$label: SIGKILL: the step's dir is left in tmp/ ($leftover)" \
                                 test -n "$leftover"
@@ -132,7 +99,7 @@ run_case()
                         t_ok "$label: SIG$sig: ... within 5 s (${ms} ms)" test "$ms" -lt 5000
                         t_contains "$label: SIG$sig: ... saying why" "interrupted by SIG$sig" \
                                 "$T_TMP/build.err"
-                        t_eq "$label: SIG$sig: the step's processes are gone" "$(marked "$word")" 0
+                        t_eq "$label: SIG$sig: the step's processes are gone" "$(t_marked "$word")" 0
                         t_eq "$label: SIG$sig: the run's pids cgroup is removed" \
                                 "$(find /sys/fs/cgroup -maxdepth 3 -name "kiln-$pid-*" 2>/dev/null)" ""
                 fi

@@ -26,41 +26,10 @@ chmod 0755 "$T_TMP"
 cd "$T_TMP" || t_bail "cd $T_TMP"
 MARK=kiln-jobs-$$-$RANDOM$RANDOM
 
-# marked WORD: how many processes of the host have WORD as one of their arguments.
-marked()
-{
-        local f w n=0
-        local -a a
-
-        for f in /proc/[0-9]*/cmdline; do
-                mapfile -d '' -t a 2>/dev/null <"$f" || continue
-                for w in "${a[@]}"; do
-                        if [ "$w" = "$1" ]; then
-                                n=$((n + 1))
-                                break
-                        fi
-                done
-        done
-        echo "$n"
-}
-
-wait_for()
-{
-        local want=$1 secs=$2 got i
-        shift 2
-
-        for ((i = 0; i < secs * 10; i++)); do
-                got=$("$@")
-                [ "$got" = "$want" ] && break
-                sleep 0.1
-        done
-        echo "$got"
-}
-
 # both_marked WORD: the processes marked WORD-a or WORD-b.
 both_marked()
 {
-        echo $(($(marked "$1-a") + $(marked "$1-b")))
+        echo $(($(t_marked "$1-a") + $(t_marked "$1-b")))
 }
 
 free_port()
@@ -175,7 +144,7 @@ run_case()
         t_contains "$label: ... with its error, file and line" \
                 'ctx/Containerfile.fail:5:1: building at STEP "RUN sleep 1 && exit 7": exit status 7' "$T_ERR"
         t_ok "$label: ... soon, not when the other stage ends (${ms} ms)" test "$ms" -lt 30000
-        t_eq "$label: ... the other stage's processes are gone" "$(wait_for 0 10 marked "$word")" 0
+        t_eq "$label: ... the other stage's processes are gone" "$(t_wait_for 0 10 t_marked "$word")" 0
         t_eq "$label: ... tmp/ is empty" "$(ls -A "$root/tmp")" ""
         t_fails "$label: ... no image got the name" 1 "${k[@]}" inspect failed
 
@@ -183,7 +152,7 @@ run_case()
         "${k[@]}" build --jobs 2 --no-cache --build-arg "M=$word" -t interrupted \
                 -f ctx/Containerfile.int ctx >"$T_TMP/int.out" 2>"$T_TMP/int.err" &
         pid=$!
-        if [ "$(wait_for 2 30 both_marked "$word")" != 2 ]; then
+        if [ "$(t_wait_for 2 30 both_marked "$word")" != 2 ]; then
                 t_fail "$label: SIGINT: both stages start"
                 t_diag_file stdout "$T_TMP/int.out"
                 t_diag_file stderr "$T_TMP/int.err"
@@ -202,7 +171,7 @@ run_case()
         t_ok "$label: SIGINT: kiln exits non-zero ($rc)" test "$rc" -ne 0
         t_ok "$label: ... within 10 s (${ms} ms)" test "$ms" -lt 10000
         t_contains "$label: ... saying why" "interrupted by SIGINT" "$T_TMP/int.err"
-        t_eq "$label: ... the stages' processes are gone" "$(wait_for 0 10 both_marked "$word")" 0
+        t_eq "$label: ... the stages' processes are gone" "$(t_wait_for 0 10 both_marked "$word")" 0
         t_eq "$label: ... nothing of the store is mounted" "$(grep -cF "$root" /proc/self/mountinfo)" 0
         t_eq "$label: ... tmp/ is empty" "$(ls -A "$root/tmp")" ""
         t_fails "$label: ... no image got the name" 1 "${k[@]}" inspect interrupted
