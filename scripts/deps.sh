@@ -6,7 +6,7 @@ KILN_BUILD_PACKAGES="gcc libc6-dev meson ninja-build pkg-config git python3
   libarchive-dev nettle-dev libcurl4-openssl-dev libjansson-dev libzstd-dev libseccomp-dev
   zlib1g-dev busybox-static"
 KILN_TEST_PACKAGES="clang libclang-rt-14-dev clang-format jq python3 skopeo umoci podman runc
-  uidmap buildah time mmdebstrap zstd strace fuse-overlayfs"
+  uidmap buildah time mmdebstrap zstd strace fuse-overlayfs libcap2-bin"
 
 kiln_install_packages() {
         local missing=() pkg sudo=()

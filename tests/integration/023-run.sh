@@ -47,11 +47,17 @@ RUN echo changed >>/t/file && chmod 0600 /t/file && \
     cp /bin/busybox /t/suid && chmod 4755 /t/suid && rm -r /t/gone && \
     rm -r /t/replace && mkdir /t/replace && echo new >/t/replace/new
 RUN mkdir /names && touch "/names/$(printf 'caf\303\251')" "/names/$(printf 'raw\377')"
+RUN --mount=type=bind,source=tools,target=/tools cp /bin/busybox /t/capped && \
+    /tools/ld.so --library-path /tools /tools/setcap cap_net_raw,cap_chown+ep /t/capped
 USER user
 WORKDIR /w
 RUN id -u >/tmp/uid && pwd >/tmp/pwd && touch /w/mine
 CF
 printf 'FROM busybox\nRUN echo about to fail && exit 3\n' >ctx/Containerfile.fail
+# The host's setcap and the libraries it loads, bound into one step to give a file
+# capabilities (the busybox base has no setcap); never part of the image.
+(cd ctx && bash "$KILN_SRCDIR/testdata/diff-run/28-file-caps/setup.sh") ||
+        t_bail "could not copy setcap into the context"
 printf 'hidden\n' >ctx/data/hidden.txt
 printf 'data/hidden.txt\n' >ctx/.dockerignore
 cat >ctx/Containerfile.cache <<'CF'
@@ -108,6 +114,9 @@ changed"
                 "0:0 1000:1000 65534:65534"
         t_eq "$label: a hard link" "$(stat -c %i "$r/t/file")" "$(stat -c %i "$r/t/hardlink")"
         t_eq "$label: a setuid bit" "$(stat -c %a "$r/t/suid")" 4755
+        t_eq "$label: file capabilities" "$(getcap "$r/t/capped" | sed 's/.* //')" \
+                "cap_chown,cap_net_raw=ep"
+        t_ok "$label: the tools the step bound are not in the image" test ! -e "$r/tools"
         t_ok "$label: a deleted directory is gone" test ! -e "$r/t/gone"
         t_eq "$label: a replaced directory holds only the new" "$(ls "$r/t/replace")" "new"
         t_eq "$label: names that are UTF-8 and names that are not, whatever the locale" \
