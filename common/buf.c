@@ -103,6 +103,17 @@ char *kbuf_detach(struct kbuf *b)
         return s;
 }
 
+char *kstrfmt(const char *fmt, ...)
+{
+        struct kbuf b = KBUF_INIT;
+        va_list ap;
+
+        va_start(ap, fmt);
+        kbuf_vprintf(&b, fmt, ap);
+        va_end(ap);
+        return kbuf_detach(&b);
+}
+
 char *kstrdup(const char *s)
 {
         char *r = strdup(s);

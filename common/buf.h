@@ -28,6 +28,8 @@ void kbuf_vprintf(struct kbuf *b, const char *fmt, va_list ap)
 void kbuf_truncate(struct kbuf *b, size_t len);
 /* Returns the contents (an empty string when nothing was added) and resets b; caller frees. */
 char *kbuf_detach(struct kbuf *b);
+/* The formatted string, newly allocated (caller frees); aborts on OOM. */
+char *kstrfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Returns a copy of s, aborting on OOM. */
 char *kstrdup(const char *s);
 char *kstrndup(const char *s, size_t n);

@@ -58,18 +58,6 @@ static const char *const dev_links[][2] = {
         {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},
 };
 
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-        struct kbuf b = KBUF_INIT;
-        va_list ap;
-
-        va_start(ap, format);
-        kbuf_vprintf(&b, format, ap);
-        va_end(ap);
-        return kbuf_detach(&b);
-}
-
 static int do_mount(const char *src, const char *target, const char *type, unsigned long flags,
                     const char *data, const char *what, struct kerr **err)
 {
@@ -153,7 +141,7 @@ static int protect(const char *prefix, const char *dir, struct kerr **err)
 
                 if (strncmp(masked_paths[i], prefix, n) != 0 || masked_paths[i][n] != '/')
                         continue;
-                p = fmt("%s%s", dir, masked_paths[i] + n);
+                p = kstrfmt("%s%s", dir, masked_paths[i] + n);
                 if (mask(p, err) < 0)
                         return -1;
         }
@@ -162,7 +150,7 @@ static int protect(const char *prefix, const char *dir, struct kerr **err)
 
                 if (strncmp(readonly_paths[i], prefix, n) != 0 || readonly_paths[i][n] != '/')
                         continue;
-                p = fmt("%s%s", dir, readonly_paths[i] + n);
+                p = kstrfmt("%s%s", dir, readonly_paths[i] + n);
                 if (make_readonly(p, err) < 0)
                         return -1;
         }
@@ -179,7 +167,7 @@ static int setup_proc(struct sbx_root *r, struct kerr **err)
         /* A procfs of its own: it shows the new PID namespace only. */
         if (mount_on(fd, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", err) < 0)
                 return -1;
-        dir = fmt(SBX_NEWROOT "/%s", rel);
+        dir = kstrfmt(SBX_NEWROOT "/%s", rel);
         return protect("/proc", dir, err);
 }
 
@@ -194,14 +182,14 @@ static int setup_dev(struct sbx_root *r, struct kerr **err)
         if (mount_on(fd, "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
                      "/dev", err) < 0)
                 return -1;
-        dir = fmt(SBX_NEWROOT "/%s", rel);
+        dir = kstrfmt(SBX_NEWROOT "/%s", rel);
         dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
                 return kerr_set(err, errno, KERR_IO, "open '%s'", dir);
         /* mknod is not allowed in a user namespace: the host's nodes are bound instead. */
         for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
-                _cleanup_free_ char *src = fmt(SBX_OLDROOT "/dev/%s", dev_nodes[i]);
-                _cleanup_free_ char *dst = fmt("%s/%s", dir, dev_nodes[i]);
+                _cleanup_free_ char *src = kstrfmt(SBX_OLDROOT "/dev/%s", dev_nodes[i]);
+                _cleanup_free_ char *dst = kstrfmt("%s/%s", dir, dev_nodes[i]);
                 int nfd;
 
                 if (access(src, F_OK) < 0) {
@@ -229,8 +217,8 @@ static int setup_dev(struct sbx_root *r, struct kerr **err)
                 goto fail;
         }
         {
-                _cleanup_free_ char *pts = fmt("%s/pts", dir), *shm = fmt("%s/shm", dir);
-                _cleanup_free_ char *mq = fmt("%s/mqueue", dir);
+                _cleanup_free_ char *pts = kstrfmt("%s/pts", dir), *shm = kstrfmt("%s/shm", dir);
+                _cleanup_free_ char *mq = kstrfmt("%s/mqueue", dir);
 
                 /* gid 5 (tty) may not be mapped in a user namespace. */
                 if (mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
@@ -262,7 +250,7 @@ static int setup_sys(struct sbx_root *r, const struct sbx_child *c, struct kerr 
 
         if (fd < 0)
                 return -1;
-        dir = fmt(SBX_NEWROOT "/%s", rel);
+        dir = kstrfmt(SBX_NEWROOT "/%s", rel);
         sbx_fd_path(path, sizeof(path), fd);
         /* A sysfs of its own shows the network namespace it was mounted in. In a user
          * namespace that needs a network namespace of ours; with the host's, the host's
@@ -283,8 +271,8 @@ static int setup_etc(struct sbx_root *r, const struct sandbox_spec *s, struct ke
         static const char *const files[] = {"hosts", "resolv.conf", "hostname"};
 
         for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-                _cleanup_free_ char *target = fmt("/etc/%s", files[i]);
-                _cleanup_free_ char *src = fmt(SBX_OLDROOT "%s/%s", s->etc_dir, files[i]);
+                _cleanup_free_ char *target = kstrfmt("/etc/%s", files[i]);
+                _cleanup_free_ char *src = kstrfmt(SBX_OLDROOT "%s/%s", s->etc_dir, files[i]);
                 _cleanup_close_ int fd = sbx_target_open(r, target, false, 0644, NULL, err);
 
                 if (fd < 0 || mount_on(fd, src, NULL, MS_BIND, NULL, target, err) < 0)
@@ -311,7 +299,7 @@ static int setup_overlay_mount(struct sbx_root *r, const struct sbx_child *c, si
                                struct kerr **err)
 {
         const struct sandbox_mount *m = &c->spec->mounts[i];
-        _cleanup_free_ char *stage = fmt("/stage-%u", r->n_staged++);
+        _cleanup_free_ char *stage = kstrfmt("/stage-%u", r->n_staged++);
         _cleanup_free_ char *rel = NULL, *dir = NULL;
         _cleanup_close_ int stagefd = -1, subfd = -1, fd = -1;
         const char *sub = m->subdir && *m->subdir ? m->subdir : "/";
@@ -322,7 +310,7 @@ static int setup_overlay_mount(struct sbx_root *r, const struct sbx_child *c, si
         if (mkdir(stage, 0700) < 0)
                 return kerr_set(err, errno, KERR_IO, "create the staging point '%s'", stage);
         if (m->n_lowers == 1 && !m->upper) {
-                _cleanup_free_ char *lower = fmt(SBX_OLDROOT "%s", m->lowers[0]);
+                _cleanup_free_ char *lower = kstrfmt(SBX_OLDROOT "%s", m->lowers[0]);
 
                 if (do_mount(lower, stage, NULL, MS_BIND | MS_REC, NULL, m->lowers[0], err) < 0)
                         goto out_dir;
@@ -359,7 +347,7 @@ static int setup_overlay_mount(struct sbx_root *r, const struct sbx_child *c, si
         sbx_fd_path(dst, sizeof(dst), fd);
         if (do_mount(src, dst, NULL, MS_BIND | MS_REC, NULL, m->target, err) < 0)
                 goto out;
-        dir = fmt(SBX_NEWROOT "/%s", rel);
+        dir = kstrfmt(SBX_NEWROOT "/%s", rel);
         if (m->readonly && sbx_remount_ro(dir, true, err) < 0)
                 goto out;
         ret = 0;
@@ -380,7 +368,7 @@ static int setup_one_mount(struct sbx_root *r, const struct sandbox_mount *m, st
         if (m->type == SANDBOX_MOUNT_BIND) {
                 struct stat st;
 
-                src = fmt(SBX_OLDROOT "%s", m->source);
+                src = kstrfmt(SBX_OLDROOT "%s", m->source);
                 if (stat(src, &st) < 0)
                         return kerr_set(err, errno, KERR_NOTFOUND, "bind mount source '%s'",
                                         m->source);
@@ -389,16 +377,16 @@ static int setup_one_mount(struct sbx_root *r, const struct sandbox_mount *m, st
         fd = sbx_target_open(r, m->target, is_dir, m->mode ? m->mode : 0644, &rel, err);
         if (fd < 0)
                 return -1;
-        dir = fmt(SBX_NEWROOT "/%s", rel);
+        dir = kstrfmt(SBX_NEWROOT "/%s", rel);
         if (m->type == SANDBOX_MOUNT_BIND) {
                 if (mount_on(fd, src, NULL, MS_BIND | MS_REC, NULL, m->target, err) < 0)
                         return -1;
                 return m->readonly ? sbx_remount_ro(dir, true, err) : 0;
         }
-        data = m->size ? fmt("mode=%o,uid=%lu,gid=%lu,size=%zu", m->mode ? m->mode : 01777,
-                             (unsigned long)m->uid, (unsigned long)m->gid, m->size)
-                       : fmt("mode=%o,uid=%lu,gid=%lu", m->mode ? m->mode : 01777,
-                             (unsigned long)m->uid, (unsigned long)m->gid);
+        data = m->size ? kstrfmt("mode=%o,uid=%lu,gid=%lu,size=%zu", m->mode ? m->mode : 01777,
+                                 (unsigned long)m->uid, (unsigned long)m->gid, m->size)
+                       : kstrfmt("mode=%o,uid=%lu,gid=%lu", m->mode ? m->mode : 01777,
+                                 (unsigned long)m->uid, (unsigned long)m->gid);
         return mount_on(fd, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0),
                         data, m->target, err);
 }
@@ -461,7 +449,7 @@ static int enter_scratch(struct kerr **err)
 static int mount_root(const struct sbx_child *c, struct kerr **err)
 {
         const struct sandbox_spec *s = c->spec;
-        _cleanup_free_ char *upper = fmt(SBX_OLDROOT "%s", s->upper);
+        _cleanup_free_ char *upper = kstrfmt(SBX_OLDROOT "%s", s->upper);
 
         if (s->n_lowers) {
                 struct sbx_stack stack = {
@@ -508,7 +496,7 @@ int sbx_rootfs_setup(const struct sbx_child *c, struct kerr **err)
                 goto out;
         }
         if (s->n_lowers) {
-                _cleanup_free_ char *upper = fmt(SBX_OLDROOT "%s", s->upper);
+                _cleanup_free_ char *upper = kstrfmt(SBX_OLDROOT "%s", s->upper);
 
                 r.upperfd = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (r.upperfd < 0) {

@@ -354,18 +354,6 @@ static int unshare_own_ids(uid_t uid, gid_t gid, struct kerr **err)
         return write_proc("/proc/self/gid_map", line, false, err);
 }
 
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-        struct kbuf b = KBUF_INIT;
-        va_list ap;
-
-        va_start(ap, format);
-        kbuf_vprintf(&b, format, ap);
-        va_end(ap);
-        return kbuf_detach(&b);
-}
-
 int sandbox_userns_enter(struct sandbox_userns *ret, struct kerr **err)
 {
         uid_t uid = geteuid();
@@ -418,28 +406,29 @@ int sandbox_userns_enter(struct sandbox_userns *ret, struct kerr **err)
         ret->n_gids = n_gids;
         if (!single) {
                 ret->warning = NULL;
-                ret->hint = fmt("it maps uids 0-%lu and gids 0-%lu; add subordinate ids for %s "
-                                "to /etc/subuid and /etc/subgid with usermod --add-subuids and "
-                                "--add-subgids",
-                                n_uids - 1, n_gids - 1, user);
+                ret->hint = kstrfmt("it maps uids 0-%lu and gids 0-%lu; add subordinate ids for %s "
+                                    "to /etc/subuid and /etc/subgid with usermod --add-subuids and "
+                                    "--add-subgids",
+                                    n_uids - 1, n_gids - 1, user);
         } else if (nu && ng) {
-                ret->warning = fmt("newuidmap and newgidmap (Debian package uidmap) are not "
-                                   "in PATH: only your own uid and gid are mapped (as 0) in "
-                                   "kiln's user namespace, so images can hold only files owned "
-                                   "by 0; install them to use the subordinate ids of %s",
-                                   user);
-                ret->hint = fmt("install newuidmap and newgidmap (Debian package uidmap) to map "
+                ret->warning = kstrfmt("newuidmap and newgidmap (Debian package uidmap) are not "
+                                       "in PATH: only your own uid and gid are mapped (as 0) in "
+                                       "kiln's user namespace, so images can hold only files owned "
+                                       "by 0; install them to use the subordinate ids of %s",
+                                       user);
+                ret->hint =
+                        kstrfmt("install newuidmap and newgidmap (Debian package uidmap) to map "
                                 "the subordinate ids of %s",
                                 user);
         } else {
-                ret->warning = fmt("no subordinate ids for %s in /etc/subuid and /etc/subgid: "
-                                   "only your own uid and gid are mapped (as 0) in kiln's user "
-                                   "namespace, so images can hold only files owned by 0; add "
-                                   "ranges with 'usermod " EXAMPLE_RANGES " %s'",
-                                   user, user);
-                ret->hint = fmt("add subordinate ids for %s to /etc/subuid and /etc/subgid: "
-                                "usermod " EXAMPLE_RANGES " %s",
-                                user, user);
+                ret->warning = kstrfmt("no subordinate ids for %s in /etc/subuid and /etc/subgid: "
+                                       "only your own uid and gid are mapped (as 0) in kiln's user "
+                                       "namespace, so images can hold only files owned by 0; add "
+                                       "ranges with 'usermod " EXAMPLE_RANGES " %s'",
+                                       user, user);
+                ret->hint = kstrfmt("add subordinate ids for %s to /etc/subuid and /etc/subgid: "
+                                    "usermod " EXAMPLE_RANGES " %s",
+                                    user, user);
         }
         return 1;
 }

@@ -63,3 +63,14 @@ TEST(buf_detach_empty_gives_string)
         CHECK_INTEQ(b.len, 0);
         free(s);
 }
+
+TEST(strfmt_formats_into_a_new_string)
+{
+        char *s = kstrfmt("%s/%03d", "layer", 7);
+        char *e = kstrfmt("%s", "");
+
+        CHECK_STREQ(s, "layer/007");
+        CHECK_STREQ(e, "");
+        free(s);
+        free(e);
+}

@@ -22,22 +22,10 @@
 #include "common/fs.h"
 #include "tap.h"
 
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-        struct kbuf b = KBUF_INIT;
-        va_list ap;
-
-        va_start(ap, format);
-        kbuf_vprintf(&b, format, ap);
-        va_end(ap);
-        return kbuf_detach(&b);
-}
-
 static char *scratch(void)
 {
         const char *tmp = getenv("TMPDIR");
-        char *path = fmt("%s/kiln-fuse-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        char *path = kstrfmt("%s/kiln-fuse-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 
         if (!mkdtemp(path))
                 abort();
@@ -59,7 +47,7 @@ static void rm_rf(const char *path)
 
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
-                p = fmt("%s/%s", path, de->d_name);
+                p = kstrfmt("%s/%s", path, de->d_name);
                 if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
                         rm_rf(p);
                 else
@@ -85,7 +73,7 @@ static bool make(const char *root, const char *const *spec)
                         value = strchr(name, '=');
                         *value++ = '\0';
                 }
-                p = fmt("%s/%s", root, copy);
+                p = kstrfmt("%s/%s", root, copy);
                 switch ((*s)[0]) {
                 case 'd':
                         ok = mkdir(p, 0755) == 0;
@@ -125,8 +113,8 @@ static void describe_into(const char *dir, const char *prefix, struct kbuf *out)
 
         for (int i = 0; i < n; i++) {
                 const char *name = names[i]->d_name;
-                _cleanup_free_ char *p = fmt("%s/%s", dir, name);
-                _cleanup_free_ char *rel = fmt("%s%s", prefix, name);
+                _cleanup_free_ char *p = kstrfmt("%s/%s", dir, name);
+                _cleanup_free_ char *rel = kstrfmt("%s%s", prefix, name);
                 char list[1024], *attrs[32];
                 size_t n_attrs = 0;
                 struct stat st;
@@ -147,7 +135,8 @@ static void describe_into(const char *dir, const char *prefix, struct kbuf *out)
                         char v[64];
                         ssize_t vl = lgetxattr(p, list + off, v, sizeof(v));
 
-                        attrs[n_attrs++] = fmt("%s=%.*s", list + off, (int)(vl > 0 ? vl : 0), v);
+                        attrs[n_attrs++] =
+                                kstrfmt("%s=%.*s", list + off, (int)(vl > 0 ? vl : 0), v);
                 }
                 qsort(attrs, n_attrs, sizeof(*attrs), cmp_str);
                 for (size_t k = 0; k < n_attrs; k++) {
@@ -156,7 +145,7 @@ static void describe_into(const char *dir, const char *prefix, struct kbuf *out)
                 }
                 kbuf_putc(out, '\n');
                 if (S_ISDIR(st.st_mode)) {
-                        _cleanup_free_ char *sub = fmt("%s/", rel);
+                        _cleanup_free_ char *sub = kstrfmt("%s/", rel);
 
                         describe_into(p, sub, out);
                 }
@@ -177,7 +166,7 @@ static char *describe(const char *dir)
  * namespace), may make whiteouts only (inside one), or neither. */
 static bool can(const char *dir, const char *what)
 {
-        _cleanup_free_ char *p = fmt("%s/probe", dir);
+        _cleanup_free_ char *p = kstrfmt("%s/probe", dir);
         bool ok;
 
         if (strcmp(what, "whiteout") == 0) {
@@ -194,21 +183,21 @@ static bool can(const char *dir, const char *what)
  * opaque directory (in the xattr overlayfs reads, given here). */
 static bool make_lowers(const char *dir, const char *opaque, char **ret_a, char **ret_b)
 {
-        _cleanup_free_ char *x = fmt("x b/hidden %s=y", opaque);
+        _cleanup_free_ char *x = kstrfmt("x b/hidden %s=y", opaque);
         const char *const a[] = {"d d",      "f d/a",      "f d/b",  "d d/sub",    "f d/sub/x",
                                  "d r",      "f r/old",    "f f",    "d keep",     "f keep/k",
                                  "d hidden", "f hidden/h", "d home", "f home/dot", NULL};
         const char *const b[] = {"d d", "w d/b", "d hidden", x, "f hidden/shown", NULL};
-        _cleanup_free_ char *la = fmt("%s/a", dir), *lb = fmt("%s/b", dir);
+        _cleanup_free_ char *la = kstrfmt("%s/a", dir), *lb = kstrfmt("%s/b", dir);
         char *pa[ARRAY_SIZE(a)], *pb[ARRAY_SIZE(b)];
         bool ok = true;
 
         /* make() takes paths below a root: prefix them with the layer's name. */
         for (size_t i = 0; a[i]; i++)
-                pa[i] = fmt("%c a/%s", a[i][0], a[i] + 2);
+                pa[i] = kstrfmt("%c a/%s", a[i][0], a[i] + 2);
         pa[ARRAY_SIZE(a) - 1] = NULL;
         for (size_t i = 0; b[i]; i++)
-                pb[i] = b[i][0] == 'x' ? kstrdup(b[i]) : fmt("%c b/%s", b[i][0], b[i] + 2);
+                pb[i] = b[i][0] == 'x' ? kstrdup(b[i]) : kstrfmt("%c b/%s", b[i][0], b[i] + 2);
         pb[ARRAY_SIZE(b) - 1] = NULL;
         ok = mkdir(la, 0755) == 0 && mkdir(lb, 0755) == 0 && make(dir, (const char *const *)pa) &&
              make(dir, (const char *const *)pb);
@@ -277,7 +266,7 @@ TEST(normalize_turns_fuse_overlayfs_into_overlayfs)
                 SKIP("no whiteouts (0/0 devices) can be made here");
         }
         opaque = can(dir, "trusted") ? "trusted.overlay.opaque" : "user.overlay.opaque";
-        upper = fmt("%s/upper", dir);
+        upper = kstrfmt("%s/upper", dir);
         CHECK(make_lowers(dir, opaque, &a, &b));
         CHECK(mkdir(upper, 0755) == 0 && make(upper, fuse_upper));
         {
@@ -285,7 +274,7 @@ TEST(normalize_turns_fuse_overlayfs_into_overlayfs)
 
                 CHECK(utimensat(AT_FDCWD, upper, t, 0) == 0);
                 for (const char *const *d = (const char *const[]){"r", "n", "d", NULL}; *d; d++) {
-                        _cleanup_free_ char *p = fmt("%s/%s", upper, *d);
+                        _cleanup_free_ char *p = kstrfmt("%s/%s", upper, *d);
 
                         CHECK(utimensat(AT_FDCWD, p, t, 0) == 0);
                 }
@@ -301,27 +290,27 @@ TEST(normalize_turns_fuse_overlayfs_into_overlayfs)
 
                 CHECK(stat(upper, &st) == 0 && st.st_mtime == 1000);
                 for (const char *const *d = (const char *const[]){"r", "n", "d", NULL}; *d; d++) {
-                        _cleanup_free_ char *p = fmt("%s/%s", upper, *d);
+                        _cleanup_free_ char *p = kstrfmt("%s/%s", upper, *d);
 
                         CHECK(stat(p, &st) == 0 && st.st_mtime == 1000);
                 }
         }
         CASE("the tree is overlayfs'");
         got = describe(upper);
-        want = fmt("d d\n"
-                   "d/a w\n"
-                   "d/c f user.keep=1\n"
-                   "f w\n"
-                   "hidden d\n"
-                   "hidden/shown w\n"
-                   "keep d\n"
-                   "keep/k f\n"
-                   "n d\n"
-                   "n/m d\n"
-                   "n/m/z f\n"
-                   "r d %s=y\n"
-                   "r/new f\n",
-                   opaque);
+        want = kstrfmt("d d\n"
+                       "d/a w\n"
+                       "d/c f user.keep=1\n"
+                       "f w\n"
+                       "hidden d\n"
+                       "hidden/shown w\n"
+                       "keep d\n"
+                       "keep/k f\n"
+                       "n d\n"
+                       "n/m d\n"
+                       "n/m/z f\n"
+                       "r d %s=y\n"
+                       "r/new f\n",
+                       opaque);
         CHECK_STREQ(got, want);
         kerr_free(err);
         rm_rf(dir);
@@ -350,7 +339,7 @@ TEST(normalize_keeps_the_root_encoding)
                 rm_rf(dir);
                 SKIP("needs root outside a user namespace (trusted.* xattrs)");
         }
-        upper = fmt("%s/upper", dir);
+        upper = kstrfmt("%s/upper", dir);
         CHECK(make_lowers(dir, "trusted.overlay.opaque", &a, &b));
         CHECK(mkdir(upper, 0755) == 0 && make(upper, root_upper));
         lowers[0] = a;
@@ -365,7 +354,7 @@ TEST(normalize_keeps_the_root_encoding)
 
 TEST(normalize_without_lowers_drops_every_mark)
 {
-        _cleanup_free_ char *dir = scratch(), *upper = fmt("%s/upper", dir), *got = NULL;
+        _cleanup_free_ char *dir = scratch(), *upper = kstrfmt("%s/upper", dir), *got = NULL;
         const char *const spec[] = {"d o",
                                     "x o user.fuseoverlayfs.opaque=y",
                                     "f o/.wh..wh..opq",
@@ -389,7 +378,7 @@ TEST(normalize_without_lowers_drops_every_mark)
 
 TEST(normalize_reports_a_missing_layer)
 {
-        _cleanup_free_ char *dir = scratch(), *upper = fmt("%s/upper", dir);
+        _cleanup_free_ char *dir = scratch(), *upper = kstrfmt("%s/upper", dir);
         const char *lowers[] = {"/nonexistent/layer"};
         struct kerr *err = NULL;
 

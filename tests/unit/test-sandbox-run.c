@@ -59,18 +59,6 @@ static struct {
         char *mounts;  /* the host's mount table before the first run */
 } fx;
 
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-        struct kbuf b = KBUF_INIT;
-        va_list ap;
-
-        va_start(ap, format);
-        kbuf_vprintf(&b, format, ap);
-        va_end(ap);
-        return kbuf_detach(&b);
-}
-
 static bool write_file(const char *path, const char *data, size_t len, mode_t mode)
 {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -106,7 +94,7 @@ static void rm_rf(const char *path)
 
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
-                p = fmt("%s/%s", path, de->d_name);
+                p = kstrfmt("%s/%s", path, de->d_name);
                 if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
                         rm_rf(p);
                 else
@@ -126,13 +114,13 @@ static void list_into(const char *dir, const char *prefix, struct kbuf *out)
                 const char *name = names[i]->d_name;
 
                 if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
-                        _cleanup_free_ char *p = fmt("%s/%s", dir, name);
-                        _cleanup_free_ char *rel = fmt("%s%s", prefix, name);
+                        _cleanup_free_ char *p = kstrfmt("%s/%s", dir, name);
+                        _cleanup_free_ char *rel = kstrfmt("%s%s", prefix, name);
                         struct stat st;
 
                         kbuf_printf(out, "%s\n", rel);
                         if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-                                _cleanup_free_ char *sub = fmt("%s/", rel);
+                                _cleanup_free_ char *sub = kstrfmt("%s/", rel);
 
                                 list_into(p, sub, out);
                         }
@@ -152,20 +140,21 @@ static char *list_tree(const char *dir)
 
 static bool make_bin(const char *root, bool probe)
 {
-        _cleanup_free_ char *bin = fmt("%s/bin", root), *bb = fmt("%s/busybox", bin);
+        _cleanup_free_ char *bin = kstrfmt("%s/bin", root), *bb = kstrfmt("%s/busybox", bin);
         const char *probe_src = getenv("KILN_PROBE");
 
         if (mkdir(root, 0755) < 0 || mkdir(bin, 0755) < 0 || !copy_file(BUSYBOX, bb, 0755))
                 return false;
         for (const char *const *a = applets; *a; a++) {
-                _cleanup_free_ char *l = fmt("%s/%s", bin, *a);
+                _cleanup_free_ char *l = kstrfmt("%s/%s", bin, *a);
 
                 if (symlink("busybox", l) < 0)
                         return false;
         }
         if (probe) {
-                _cleanup_free_ char *p = fmt("%s/kiln-probe", bin);
-                _cleanup_free_ char *g = fmt("%s/garbage", bin), *ne = fmt("%s/noexec", bin);
+                _cleanup_free_ char *p = kstrfmt("%s/kiln-probe", bin);
+                _cleanup_free_ char *g = kstrfmt("%s/garbage", bin),
+                                    *ne = kstrfmt("%s/noexec", bin);
 
                 if (!probe_src || !copy_file(probe_src, p, 0755) ||
                     !write_file(g,
@@ -180,9 +169,9 @@ static bool make_bin(const char *root, bool probe)
 
 static bool make_base(const char *root)
 {
-        _cleanup_free_ char *etc = fmt("%s/etc", root), *home = fmt("%s/home", root);
-        _cleanup_free_ char *alice = fmt("%s/home/alice", root), *rt = fmt("%s/root", root);
-        _cleanup_free_ char *pw = fmt("%s/passwd", etc), *gr = fmt("%s/group", etc);
+        _cleanup_free_ char *etc = kstrfmt("%s/etc", root), *home = kstrfmt("%s/home", root);
+        _cleanup_free_ char *alice = kstrfmt("%s/home/alice", root), *rt = kstrfmt("%s/root", root);
+        _cleanup_free_ char *pw = kstrfmt("%s/passwd", etc), *gr = kstrfmt("%s/group", etc);
 
         return make_bin(root, true) && mkdir(etc, 0755) == 0 &&
                write_file(pw, passwd, strlen(passwd), 0644) &&
@@ -235,8 +224,8 @@ static bool setup(void)
                 fx.skip = "cannot create a temporary directory";
                 return false;
         }
-        fx.base = fmt("%s/base", fx.dir);
-        fx.bare = fmt("%s/bare", fx.dir);
+        fx.base = kstrfmt("%s/base", fx.dir);
+        fx.bare = kstrfmt("%s/bare", fx.dir);
         if (!make_base(fx.base) || !make_bin(fx.bare, false)) {
                 fx.skip = "cannot build the test images";
                 return false;
@@ -301,8 +290,8 @@ static double now(void)
 
 static void t_exec(struct t_run *t)
 {
-        _cleanup_free_ char *rundir = fmt("%s/run-%lu", fx.dir, ++fx.n);
-        _cleanup_free_ char *work = fmt("%s/work", rundir);
+        _cleanup_free_ char *rundir = kstrfmt("%s/run-%lu", fx.dir, ++fx.n);
+        _cleanup_free_ char *work = kstrfmt("%s/work", rundir);
         const char *base_lowers[] = {fx.base};
         const char *env[32];
         struct sandbox_spec s = {0};
@@ -311,8 +300,8 @@ static void t_exec(struct t_run *t)
         int fd;
         double t0;
 
-        t->upper = fmt("%s/upper", rundir);
-        t->etc_dir = fmt("%s/etc", rundir);
+        t->upper = kstrfmt("%s/upper", rundir);
+        t->etc_dir = kstrfmt("%s/etc", rundir);
         if (mkdir(rundir, 0755) < 0 || mkdir(work, 0755) < 0 ||
             (t->fill_upper ? !make_bin(t->upper, false) : mkdir(t->upper, 0755) < 0))
                 abort();
@@ -430,7 +419,7 @@ static int survivors(void)
 
                 if (de->d_name[0] < '0' || de->d_name[0] > '9')
                         continue;
-                p = fmt("/proc/%s/environ", de->d_name);
+                p = kstrfmt("/proc/%s/environ", de->d_name);
                 if (kfs_read_file(AT_FDCWD, p, 0, &env, NULL) == 0)
                         for (size_t off = 0; off < env.len; off += strlen(env.data + off) + 1)
                                 if (strcmp(env.data + off, fx.mark) == 0)
@@ -553,10 +542,10 @@ TEST(run_takes_standard_streams_from_any_fds)
         fflush(stdout);
         pid = fork();
         if (pid == 0) {
-                _cleanup_free_ char *rundir = fmt("%s/swap", fx.dir);
-                _cleanup_free_ char *upper = fmt("%s/upper", rundir),
-                                    *work = fmt("%s/work", rundir);
-                _cleanup_free_ char *etc = fmt("%s/etc", rundir);
+                _cleanup_free_ char *rundir = kstrfmt("%s/swap", fx.dir);
+                _cleanup_free_ char *upper = kstrfmt("%s/upper", rundir),
+                                    *work = kstrfmt("%s/work", rundir);
+                _cleanup_free_ char *etc = kstrfmt("%s/etc", rundir);
                 const char *lowers[] = {fx.base};
                 const char *env[] = {"PATH=/bin", fx.mark, NULL};
                 struct sandbox_spec s = {.lowers = lowers,
@@ -598,12 +587,12 @@ TEST(run_hides_the_host)
         struct t_run t = {0};
 
         SETUP();
-        marker = fmt("%s/host-marker", fx.dir);
+        marker = kstrfmt("%s/host-marker", fx.dir);
         CHECK(write_file(marker, "x", 1, 0644));
-        script = fmt("ls /; test -e /home/kilntest || echo no-kilntest; "
-                     "test -e /root/.bashrc || echo no-bashrc; test -e %s || echo no-marker; "
-                     "test -e /work || echo no-work",
-                     marker);
+        script = kstrfmt("ls /; test -e /home/kilntest || echo no-kilntest; "
+                         "test -e /root/.bashrc || echo no-bashrc; test -e %s || echo no-marker; "
+                         "test -e /work || echo no-work",
+                         marker);
         t.argv = ARGV("sh", "-c", script);
         t_exec(&t);
         CHECK(ran_ok(&t));
@@ -777,12 +766,12 @@ TEST(run_writes_land_in_the_upper_dir_only)
         /* The writes, the deletion as a whiteout, and none of the sandbox's mount points. */
         CHECK_STREQ(upper, "bin\nbin/false\netc\netc/app\netc/app/conf\nnewfile\n");
         {
-                _cleanup_free_ char *wh = fmt("%s/bin/false", t.upper);
+                _cleanup_free_ char *wh = kstrfmt("%s/bin/false", t.upper);
 
                 CHECK(lstat(wh, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == 0);
         }
         {
-                _cleanup_free_ char *nf = fmt("%s/newfile", t.upper);
+                _cleanup_free_ char *nf = kstrfmt("%s/newfile", t.upper);
 
                 CHECK(kfs_read_file(AT_FDCWD, nf, 0, &b, NULL) == 0);
                 CHECK_STREQ(b.data, "x\n");
@@ -841,9 +830,9 @@ TEST(run_extra_mounts)
                                        "echo t >/scratch/t && cat /scratch/t; cat /etc/greeting")};
 
         SETUP();
-        share = fmt("%s/share", fx.dir);
-        hello = fmt("%s/hello", share);
-        created = fmt("%s/new", share);
+        share = kstrfmt("%s/share", fx.dir);
+        hello = kstrfmt("%s/hello", share);
+        created = kstrfmt("%s/new", share);
         CHECK(mkdir(share, 0755) == 0 && write_file(hello, "hello\n", 6, 0644));
         memset(m, 0, sizeof(m));
         m[0] = (struct sandbox_mount){
@@ -871,7 +860,7 @@ TEST(run_extra_mounts)
  * on top of it with a whiteout, an opaque directory and a file that replaces one of a's. */
 static bool make_overlay_lowers(char **ret_a, char **ret_b)
 {
-        _cleanup_free_ char *a = fmt("%s/lower-a", fx.dir), *b = fmt("%s/lower-b", fx.dir);
+        _cleanup_free_ char *a = kstrfmt("%s/lower-a", fx.dir), *b = kstrfmt("%s/lower-b", fx.dir);
         static const char *const a_dirs[] = {"d", "d/sub", "o", "etc", NULL};
         static const char *const a_files[][2] = {
                 {"d/keep", "a-keep\n"}, {"d/gone", "a-gone\n"},   {"d/sub/deep", "deep\n"},
@@ -883,27 +872,27 @@ static bool make_overlay_lowers(char **ret_a, char **ret_b)
         bool ok = mkdir(a, 0755) == 0 && mkdir(b, 0755) == 0;
 
         for (const char *const *d = a_dirs; ok && *d; d++) {
-                _cleanup_free_ char *p = fmt("%s/%s", a, *d);
+                _cleanup_free_ char *p = kstrfmt("%s/%s", a, *d);
 
                 ok = mkdir(p, 0755) == 0;
         }
         for (size_t i = 0; ok && i < ARRAY_SIZE(a_files); i++) {
-                _cleanup_free_ char *p = fmt("%s/%s", a, a_files[i][0]);
+                _cleanup_free_ char *p = kstrfmt("%s/%s", a, a_files[i][0]);
 
                 ok = write_file(p, a_files[i][1], strlen(a_files[i][1]), 0644);
         }
         {
                 /* A link that climbs out of the tree, were it followed on the host. */
-                _cleanup_free_ char *l = fmt("%s/out", a);
-                _cleanup_free_ char *bd = fmt("%s/d", b), *bo = fmt("%s/o", b);
-                _cleanup_free_ char *wh = fmt("%s/d/gone", b);
+                _cleanup_free_ char *l = kstrfmt("%s/out", a);
+                _cleanup_free_ char *bd = kstrfmt("%s/d", b), *bo = kstrfmt("%s/o", b);
+                _cleanup_free_ char *wh = kstrfmt("%s/d/gone", b);
 
                 ok = ok && symlink("../../../../../../..", l) == 0 && mkdir(bd, 0755) == 0 &&
                      mkdir(bo, 0755) == 0 && setxattr(bo, opaque, "y", 1, 0) == 0 &&
                      mknod(wh, S_IFCHR | 0600, makedev(0, 0)) == 0;
         }
         for (size_t i = 0; ok && i < ARRAY_SIZE(b_files); i++) {
-                _cleanup_free_ char *p = fmt("%s/%s", b, b_files[i][0]);
+                _cleanup_free_ char *p = kstrfmt("%s/%s", b, b_files[i][0]);
 
                 ok = write_file(p, b_files[i][1], strlen(b_files[i][1]), 0644);
         }
@@ -930,9 +919,9 @@ TEST(run_overlay_mounts)
         CHECK(make_overlay_lowers(&a, &b));
         a_before = list_tree(a);
         b_before = list_tree(b);
-        rw = fmt("%s/overlay-rw", fx.dir);
-        rw_upper = fmt("%s/upper", rw);
-        rw_work = fmt("%s/work", rw);
+        rw = kstrfmt("%s/overlay-rw", fx.dir);
+        rw_upper = kstrfmt("%s/upper", rw);
+        rw_work = kstrfmt("%s/work", rw);
         CHECK(mkdir(rw, 0755) == 0 && mkdir(rw_upper, 0755) == 0 && mkdir(rw_work, 0700) == 0);
         both[0] = a;
         both[1] = b;
@@ -977,7 +966,8 @@ TEST(run_overlay_mounts)
         {
                 _cleanup_free_ char *upper = list_tree(t.upper), *mu = list_tree(rw_upper);
                 _cleanup_free_ char *a_after = list_tree(a), *b_after = list_tree(b);
-                _cleanup_free_ char *keep = fmt("%s/d/keep", rw_upper), *wh = fmt("%s/f", rw_upper);
+                _cleanup_free_ char *keep = kstrfmt("%s/d/keep", rw_upper),
+                                    *wh = kstrfmt("%s/f", rw_upper);
                 struct kbuf k = KBUF_INIT;
                 struct stat st;
 
@@ -994,7 +984,7 @@ TEST(run_overlay_mounts)
                 CHECK_STREQ(b_after, b_before);
                 k = (struct kbuf)KBUF_INIT;
                 free(keep);
-                keep = fmt("%s/d/keep", a);
+                keep = kstrfmt("%s/d/keep", a);
                 CHECK(kfs_read_file(AT_FDCWD, keep, 0, &k, NULL) == 0);
                 CHECK_STREQ(k.data, "a-keep\n");
                 kbuf_release(&k);
@@ -1019,7 +1009,7 @@ TEST(run_overlay_mounts)
 
 TEST(run_overlay_mount_errors)
 {
-        _cleanup_free_ char *a = fmt("%s/lower-a", fx.dir), *b = fmt("%s/lower-b", fx.dir);
+        _cleanup_free_ char *a = kstrfmt("%s/lower-a", fx.dir), *b = kstrfmt("%s/lower-b", fx.dir);
         const char *both[2];
         struct sandbox_mount missing = {0}, half = {0}, none = {0};
         struct t_run t_missing = {.argv = ARGV("true")}, t_half = {.argv = ARGV("true")};
@@ -1100,9 +1090,9 @@ TEST(run_deep_layer_stacks)
                 _cleanup_free_ char *f = NULL, *l = NULL;
                 char num[16];
 
-                dirs[i] = fmt("%s/layer-%03d-with-a-long-name-to-fill-the-options", fx.dir, i);
-                f = fmt("%s/f%d", dirs[i], i);
-                l = fmt("%s/layer", dirs[i]);
+                dirs[i] = kstrfmt("%s/layer-%03d-with-a-long-name-to-fill-the-options", fx.dir, i);
+                f = kstrfmt("%s/f%d", dirs[i], i);
+                l = kstrfmt("%s/layer", dirs[i]);
                 snprintf(num, sizeof(num), "%d\n", i);
                 made = made && mkdir(dirs[i], 0755) == 0 && write_file(f, num, strlen(num), 0644) &&
                        write_file(l, num, strlen(num), 0644);
@@ -1141,8 +1131,8 @@ TEST(run_deep_layer_stacks)
                         char num[16];
 
                         /* As the store names them: layers/<64 hex digits>/diff. */
-                        store_dirs[i] = fmt("%s/store/layers/%064x/diff", fx.dir, i);
-                        l = fmt("%s/layer", store_dirs[i]);
+                        store_dirs[i] = kstrfmt("%s/store/layers/%064x/diff", fx.dir, i);
+                        l = kstrfmt("%s/layer", store_dirs[i]);
                         snprintf(num, sizeof(num), "%d\n", i);
                         ok = ok && kfs_mkdir_p(AT_FDCWD, store_dirs[i], 0755, NULL) == 0 &&
                              write_file(l, num, strlen(num), 0644);
@@ -1214,8 +1204,8 @@ static void describe_into(const char *dir, const char *prefix, struct kbuf *out)
 
         for (int i = 0; i < n; i++) {
                 const char *name = names[i]->d_name;
-                _cleanup_free_ char *p = fmt("%s/%s", dir, name);
-                _cleanup_free_ char *rel = fmt("%s%s", prefix, name);
+                _cleanup_free_ char *p = kstrfmt("%s/%s", dir, name);
+                _cleanup_free_ char *rel = kstrfmt("%s%s", prefix, name);
                 char list[1024], target[256];
                 struct stat st;
                 ssize_t len;
@@ -1253,7 +1243,7 @@ static void describe_into(const char *dir, const char *prefix, struct kbuf *out)
                 }
                 kbuf_putc(out, '\n');
                 if (S_ISDIR(st.st_mode)) {
-                        _cleanup_free_ char *sub = fmt("%s/", rel);
+                        _cleanup_free_ char *sub = kstrfmt("%s/", rel);
 
                         describe_into(p, sub, out);
                 }
@@ -1273,7 +1263,7 @@ static char *describe_tree(const char *dir)
 /* The lower dirs of make_overlay_lowers(), made by the first test that needs them. */
 static bool overlay_lowers(char **ret_a, char **ret_b)
 {
-        _cleanup_free_ char *a = fmt("%s/lower-a", fx.dir), *b = fmt("%s/lower-b", fx.dir);
+        _cleanup_free_ char *a = kstrfmt("%s/lower-a", fx.dir), *b = kstrfmt("%s/lower-b", fx.dir);
 
         if (access(a, F_OK) < 0)
                 return make_overlay_lowers(ret_a, ret_b);
@@ -1358,8 +1348,8 @@ TEST(run_fuse_overlay_writes_the_layer_overlayfs_writes)
         CHECK_STREQ(tf.out, tn.out);
         CASE("the root is fuse-overlayfs only when asked for");
         {
-                _cleanup_free_ char *pn = fmt("%s/mnt.txt", tn.upper);
-                _cleanup_free_ char *pf = fmt("%s/mnt.txt", tf.upper);
+                _cleanup_free_ char *pn = kstrfmt("%s/mnt.txt", tn.upper);
+                _cleanup_free_ char *pf = kstrfmt("%s/mnt.txt", tf.upper);
                 struct kbuf kn = KBUF_INIT, kf = KBUF_INIT;
 
                 CHECK(kfs_read_file(AT_FDCWD, pn, 0, &kn, NULL) == 0);
@@ -1408,9 +1398,9 @@ TEST(run_fuse_overlay_mounts)
         CHECK(overlay_lowers(&a, &b));
         a_before = list_tree(a);
         b_before = list_tree(b);
-        rw = fmt("%s/fuse-rw", fx.dir);
-        rw_upper = fmt("%s/upper", rw);
-        rw_work = fmt("%s/work", rw);
+        rw = kstrfmt("%s/fuse-rw", fx.dir);
+        rw_upper = kstrfmt("%s/upper", rw);
+        rw_work = kstrfmt("%s/work", rw);
         CHECK(mkdir(rw, 0755) == 0 && mkdir(rw_upper, 0755) == 0 && mkdir(rw_work, 0700) == 0);
         both[0] = a;
         both[1] = b;
@@ -1442,7 +1432,8 @@ TEST(run_fuse_overlay_mounts)
         CHECK_STREQ(t.out, "4\na-keep\nb-file\nkeep\nnew\nsub\nshown\ngone-hidden\nro-refused\n"
                            "deep\nw\nrw-removed\n");
         {
-                _cleanup_free_ char *upper = list_tree(t.upper), *keep = fmt("%s/d/keep", rw_upper);
+                _cleanup_free_ char *upper = list_tree(t.upper),
+                                    *keep = kstrfmt("%s/d/keep", rw_upper);
                 _cleanup_free_ char *a_after = list_tree(a), *b_after = list_tree(b);
 
                 CASE("the step's upper dir has none of it; the rw tree's writes are in its own");
@@ -1679,7 +1670,8 @@ TEST(run_workdir_is_created_for_the_user)
         CHECK(ran_ok(&t));
         CHECK_STREQ(t.out, "/work/sub\n");
         {
-                _cleanup_free_ char *w = fmt("%s/work", t.upper), *s = fmt("%s/work/sub", t.upper);
+                _cleanup_free_ char *w = kstrfmt("%s/work", t.upper),
+                                    *s = kstrfmt("%s/work/sub", t.upper);
 
                 CHECK(lstat(w, &a) == 0 && S_ISDIR(a.st_mode) && a.st_uid == 1000 &&
                       a.st_gid == 1000);
@@ -1821,9 +1813,9 @@ TEST(run_seccomp_profile_file)
         struct t_run broken = {.argv = ARGV("true")}, unknown = {.argv = ARGV("true")};
 
         SETUP();
-        path = fmt("%s/profile.json", fx.dir);
-        bad = fmt("%s/broken.json", fx.dir);
-        bad_action = fmt("%s/bad-action.json", fx.dir);
+        path = kstrfmt("%s/profile.json", fx.dir);
+        bad = kstrfmt("%s/broken.json", fx.dir);
+        bad_action = kstrfmt("%s/bad-action.json", fx.dir);
         CHECK(write_file(path, profile, strlen(profile), 0644));
         CHECK(write_file(bad, "{\n  \"defaultAction\": ", 21, 0644));
         CHECK(write_file(bad_action, "{\"defaultAction\": \"SCMP_ACT_BOGUS\"}", 35, 0644));
